@@ -1,0 +1,1 @@
+"""The control plane: runs on the driver, never inside a trial."""

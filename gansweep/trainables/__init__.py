@@ -1,0 +1,1 @@
+"""What runs inside one trial. Imports neither Ray nor MLflow (except trainable.py)."""

@@ -1,0 +1,282 @@
+"""TrialConfig: the single, validated schema of one GAN run.
+
+Its field names are everything else's names too: Ray Tune config keys, Optuna parameter
+names, MLflow params, the keys of a config YAML. Flat snake_case, so MLflow's compare
+view can plot every axis. The defaults train a GAN on ``ring8`` that captures most modes.
+
+Names of components (dataset, architecture, loss, optimizer, penalty, augmentations) are
+checked against the registries that define them, so a new registry entry is a valid
+choice everywhere at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from gansweep.trainables.augment import AUGMENTATIONS
+from gansweep.trainables.data import DATASETS
+from gansweep.trainables.losses import LOSSES
+from gansweep.trainables.models import ARCHITECTURES
+from gansweep.trainables.optimizers import OPTIMIZERS
+from gansweep.trainables.regularizers import D_NORMS, G_NORMS, PENALTIES
+
+PENALTY_CHOICES = ("none", *PENALTIES)
+
+
+class ConfigError(ValueError):
+    """A config that does not validate; the message names each bad field and its choices."""
+
+
+def _one_of(kind: str, value: str, valid: Any) -> str:
+    if value not in valid:
+        raise ValueError(f"unknown {kind} {value!r}; valid: {', '.join(valid)}")
+    return value
+
+
+class TrialConfig(BaseModel):
+    """One GAN training run. Unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+    # --- data
+    dataset: str = Field("ring8", description="Data set name (see DATASETS).")
+    data_path: str | None = Field(
+        None, description="Folder with the data (image_folder; offline torchvision sets)."
+    )
+    image_size: int | None = Field(
+        None, ge=4, le=256, description="Resize images to this square size; None: the set's own."
+    )
+
+    # --- networks
+    architecture: str = Field("mlp", description="Network family (see ARCHITECTURES).")
+    z_dim: int = Field(16, ge=1, le=1024, description="Dimension of the generator's noise.")
+    width: int = Field(
+        128, ge=4, le=4096, description="Hidden units (mlp) or base channel count (conv nets)."
+    )
+    g_norm: str = Field("none", description="Normalization in G: none | batch | layer.")
+    d_norm: str = Field("none", description="Normalization in D: none | batch | layer | spectral.")
+
+    # --- adversarial loss and regularization
+    loss: str = Field("ns", description="Adversarial loss (see LOSSES).")
+    penalty: str = Field("none", description="Gradient penalty on D: none | gp | r1 | dragan.")
+    penalty_weight: float = Field(
+        10.0, ge=0, le=1e4, description="Weight of the gradient penalty (lambda, or gamma for r1)."
+    )
+    weight_clip: float = Field(
+        0.0, ge=0, description="Clip D's weights to [-c, c] after each step; 0 turns it off."
+    )
+    weight_decay_g: float = Field(0.0, ge=0, le=1, description="L2 weight decay of G.")
+    weight_decay_d: float = Field(0.0, ge=0, le=1, description="L2 weight decay of D.")
+    augment: str = Field(
+        "none",
+        description="Differentiable augmentations of D's inputs, comma-separated, or none.",
+    )
+    ema_decay: float = Field(
+        0.0, ge=0, lt=1, description="EMA of G's weights for evaluation; 0 turns it off."
+    )
+
+    # --- optimization
+    optimizer: str = Field("adam", description="Optimizer of both networks (see OPTIMIZERS).")
+    lr_g: float = Field(1e-3, gt=0, le=10, description="Learning rate of G.")
+    lr_d: float = Field(1e-3, gt=0, le=10, description="Learning rate of D.")
+    beta1: float = Field(0.5, ge=0, lt=1, description="Adam's beta1.")
+    beta2: float = Field(0.999, ge=0, lt=1, description="Adam's beta2.")
+    momentum: float = Field(0.0, ge=0, lt=1, description="SGD's momentum.")
+    nesterov: bool = Field(False, description="SGD with Nesterov momentum.")
+    rmsprop_alpha: float = Field(0.99, gt=0, lt=1, description="RMSprop's smoothing constant.")
+    n_critic: int = Field(1, ge=1, le=100, description="D steps per G step.")
+    batch_size: int = Field(256, ge=1, le=65536, description="Samples per batch (G and D).")
+
+    # --- conditioning (AC-GAN)
+    conditional: bool = Field(
+        False, description="Class-conditional G and an auxiliary classifier on D (AC-GAN)."
+    )
+    ac_weight: float = Field(1.0, ge=0, description="Weight of the auxiliary classifier loss.")
+
+    # --- run length, evaluation, reproducibility
+    steps: int = Field(3000, ge=1, description="Generator steps (each after n_critic D steps).")
+    eval_every: int = Field(
+        500, ge=1, description="Evaluate every this many generator steps (and after the last)."
+    )
+    eval_samples: int = Field(2500, ge=10, description="Generated samples per evaluation.")
+    inception_weights: str | None = Field(
+        None, description="Local Inception weights file; enables Inception FID/KID for images."
+    )
+    seed: int = Field(0, ge=0, description="Seed of every random draw in the run.")
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N.")
+
+    # ------------------------------------------------------------------ field checks
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset(cls, v: str) -> str:
+        return _one_of("dataset", v, DATASETS)
+
+    @field_validator("architecture")
+    @classmethod
+    def _architecture(cls, v: str) -> str:
+        return _one_of("architecture", v, ARCHITECTURES)
+
+    @field_validator("loss")
+    @classmethod
+    def _loss(cls, v: str) -> str:
+        return _one_of("loss", v, LOSSES)
+
+    @field_validator("optimizer")
+    @classmethod
+    def _optimizer(cls, v: str) -> str:
+        return _one_of("optimizer", v, OPTIMIZERS)
+
+    @field_validator("penalty")
+    @classmethod
+    def _penalty(cls, v: str) -> str:
+        return _one_of("penalty", v, PENALTY_CHOICES)
+
+    @field_validator("g_norm")
+    @classmethod
+    def _g_norm(cls, v: str) -> str:
+        return _one_of("g_norm", v, G_NORMS)
+
+    @field_validator("d_norm")
+    @classmethod
+    def _d_norm(cls, v: str) -> str:
+        return _one_of("d_norm", v, D_NORMS)
+
+    @field_validator("augment")
+    @classmethod
+    def _augment(cls, v: str) -> str:
+        names = [n.strip() for n in v.split(",") if n.strip()]
+        if names == ["none"]:
+            return "none"
+        for name in names:
+            _one_of("augmentation", name, ("none", *AUGMENTATIONS))
+        if not names or "none" in names:
+            raise ValueError(f"augment {v!r}: use 'none' alone or a list of augmentations")
+        return ",".join(names)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()):
+            return v
+        raise ValueError(f"unknown device {v!r}; valid: auto, cpu, cuda, cuda:N")
+
+    # ------------------------------------------------------------- combined checks
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrialConfig:
+        spec = DATASETS[self.dataset]
+        arch = ARCHITECTURES[self.architecture]
+        if spec.kind not in arch.kinds:
+            valid = [n for n, a in ARCHITECTURES.items() if spec.kind in a.kinds]
+            raise ValueError(
+                f"architecture {self.architecture!r} does not take {spec.kind} data "
+                f"(dataset {self.dataset!r}); valid: {', '.join(valid)}"
+            )
+        if self.conditional and not spec.labelled:
+            labelled = [n for n, s in DATASETS.items() if s.labelled]
+            raise ValueError(
+                f"conditional=True needs a labelled dataset, not {self.dataset!r}; "
+                f"labelled: {', '.join(labelled)}"
+            )
+        if self.augment != "none" and spec.kind != "image":
+            raise ValueError(
+                f"augment {self.augment!r} works on images; dataset {self.dataset!r} "
+                f"gives {spec.kind} data (use augment=none)"
+            )
+        if self.image_size is not None and spec.kind != "image":
+            raise ValueError(f"image_size is for image data; dataset {self.dataset!r} is not")
+        if self.image_size is not None and arch.image_sizes is not None:
+            if self.image_size not in arch.image_sizes:
+                raise ValueError(
+                    f"architecture {self.architecture!r} takes image_size in "
+                    f"{', '.join(map(str, arch.image_sizes))}, not {self.image_size}"
+                )
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
+            raise ValueError("nesterov=True needs optimizer 'sgd' with momentum > 0")
+        return self
+
+    # --------------------------------------------------------------------- helpers
+
+    @property
+    def augmentations(self) -> tuple[str, ...]:
+        """The augment policy as a tuple of names; () when off."""
+        return () if self.augment == "none" else tuple(self.augment.split(","))
+
+    @property
+    def combination(self) -> str:
+        """The study's axes in one short name, e.g. ``wgan-gp-adam``."""
+        parts = [self.loss]
+        if self.penalty != "none":
+            parts.append(self.penalty)
+        if self.weight_clip > 0:
+            parts.append("clip")
+        if self.d_norm != "none":
+            parts.append({"batch": "bn", "layer": "ln", "spectral": "sn"}[self.d_norm])
+        parts.append(self.optimizer)
+        return "-".join(parts)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrialConfig:
+        """Validate a plain dict, turning pydantic's error into one readable ConfigError."""
+        try:
+            return cls(**values)
+        except ValidationError as err:
+            raise ConfigError(format_validation_error(err)) from None
+
+
+def format_validation_error(err: ValidationError) -> str:
+    """One line per problem: `field: message (got value)`."""
+    lines = []
+    for e in err.errors():
+        field = ".".join(str(p) for p in e["loc"]) or "config"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = f"unknown key; valid keys: {', '.join(TrialConfig.model_fields)}"
+        got = "" if e["type"] == "extra_forbidden" else f" (got {e.get('input')!r})"
+        if field == "config":
+            got = ""
+        lines.append(f"{field}: {msg}{got}")
+    return "invalid config:\n  " + "\n  ".join(lines)
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """["lr_g=2e-4", "loss=wgan"] -> {"lr_g": 0.0002, "loss": "wgan"} (YAML scalars)."""
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {pair!r}: expected key=value, e.g. --set loss=wgan")
+        try:
+            values[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--set {pair!r}: value is not valid YAML ({err})") from None
+    return values
+
+
+def read_config(path: str | Path | None, overrides: list[str] | None = None) -> TrialConfig:
+    """A TrialConfig from a YAML file (None: the defaults) with key=value overrides.
+
+    Keys starting with "_" are notes (an exported config's provenance) and are skipped.
+    """
+    values: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} does not exist")
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {str(path)!r} is not valid YAML: {err}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(
+                f"config file {str(path)!r} must hold a mapping of key: value, "
+                f"not {type(loaded).__name__}"
+            )
+        values = {k: v for k, v in (loaded or {}).items() if not str(k).startswith("_")}
+    values.update(parse_overrides(overrides or []))
+    return TrialConfig.from_dict(values)

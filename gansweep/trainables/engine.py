@@ -1,0 +1,267 @@
+"""GANTrainer: one GAN run -- build it from a TrialConfig, train it step by step, evaluate
+it, save it and restore it exactly.
+
+Knows nothing about Ray or MLflow: the trainable (Ray Tune) and the `train` command
+(one run) are thin loops around it.
+
+Determinism: every random draw during training (data batches, noise, labels,
+augmentations, penalty interpolation) comes from one torch.Generator on the CPU whose
+state is saved in the checkpoint. The networks are initialized from the seed with the
+global RNG forked, so building a trainer never disturbs anyone else's random stream.
+Evaluation draws from its own generator, re-seeded each time, so evaluating (or not)
+never changes the training trajectory.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from gansweep.trainables.augment import augment
+from gansweep.trainables.config import TrialConfig
+from gansweep.trainables.data import load_dataset
+from gansweep.trainables.losses import LOSSES
+from gansweep.trainables.metrics import DIVERGED_DISTANCE, evaluate_samples
+from gansweep.trainables.models import ARCHITECTURES, ModelSpec
+from gansweep.trainables.optimizers import OPTIMIZERS, OptimizerSettings, set_learning_rate
+from gansweep.trainables.regularizers import PENALTIES, clip_weights_, ema_update_
+
+CHECKPOINT_FORMAT = 1
+EVAL_CHUNK = 1000  # generate evaluation samples in chunks to bound memory
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' is the GPU when one is visible (Ray hides GPUs a trial was not given)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} requested but no CUDA device is visible")
+    return torch.device(name)
+
+
+def _seeds(seed: int) -> tuple[int, int, int]:
+    """Independent seeds for initialization, training draws and evaluation draws."""
+    init, train, evaluation = np.random.SeedSequence(seed).generate_state(3)
+    return int(init), int(train), int(evaluation)
+
+
+class GANTrainer:
+    """Trains one GAN. ``train_step()`` is one G update after ``n_critic`` D updates."""
+
+    def __init__(self, config: TrialConfig | dict[str, Any]):
+        cfg = config if isinstance(config, TrialConfig) else TrialConfig.from_dict(config)
+        self.config = cfg
+        self.device = resolve_device(cfg.device)
+        self.data = load_dataset(cfg.dataset, cfg.data_path, cfg.image_size).to(self.device)
+        self.num_classes = self.data.num_classes if cfg.conditional else 0
+
+        init_seed, train_seed, self._eval_seed = _seeds(cfg.seed)
+        spec = ModelSpec(
+            data_shape=self.data.shape,
+            z_dim=cfg.z_dim,
+            width=cfg.width,
+            num_classes=self.num_classes,
+            g_norm=cfg.g_norm,
+            d_norm=cfg.d_norm,
+        )
+        arch = ARCHITECTURES[cfg.architecture]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(init_seed)
+            self.G = arch.generator(spec).to(self.device)
+            self.D = arch.discriminator(spec).to(self.device)
+        self.G_ema = None
+        if cfg.ema_decay > 0:
+            self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+
+        shared = dict(
+            beta1=cfg.beta1,
+            beta2=cfg.beta2,
+            momentum=cfg.momentum,
+            nesterov=cfg.nesterov,
+            rmsprop_alpha=cfg.rmsprop_alpha,
+        )
+        build = OPTIMIZERS[cfg.optimizer]
+        self.opt_g = build(
+            self.G.parameters(), OptimizerSettings(cfg.lr_g, cfg.weight_decay_g, **shared)
+        )
+        self.opt_d = build(
+            self.D.parameters(), OptimizerSettings(cfg.lr_d, cfg.weight_decay_d, **shared)
+        )
+
+        self.loss = LOSSES[cfg.loss]
+        self.penalty = PENALTIES.get(cfg.penalty)  # None for "none"
+        self.policy = cfg.augmentations
+        self.rng = torch.Generator().manual_seed(train_seed)
+        self.step = 0
+        self.diverged = False
+        self._loss_sums = torch.zeros(2, dtype=torch.float64)
+        self._loss_count = 0
+
+    # ---------------------------------------------------------------------- training
+
+    @property
+    def done(self) -> bool:
+        return self.diverged or self.step >= self.config.steps
+
+    def _noise(self, n: int) -> tuple[Tensor, Tensor | None]:
+        z = torch.randn(n, self.config.z_dim, generator=self.rng).to(self.device)
+        labels = None
+        if self.num_classes:
+            labels = torch.randint(self.num_classes, (n,), generator=self.rng).to(self.device)
+        return z, labels
+
+    def _discriminate(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        """D on augmented inputs: (logits [B], class_logits [B, K] | None)."""
+        return self.D(augment(x, self.policy, self.rng) if self.policy else x)
+
+    def _critic(self, x: Tensor) -> Tensor:
+        """D's adversarial logits on raw inputs, the function the penalties constrain."""
+        return self.D(x)[0]
+
+    def train_step(self) -> dict[str, float]:
+        """One generator update after n_critic discriminator updates.
+
+        Returns this step's losses. A non-finite loss marks the run diverged: later calls
+        do nothing, and evaluate() reports it instead of raising.
+        """
+        if self.diverged:
+            return {"loss_d": math.nan, "loss_g": math.nan}
+        cfg, batch = self.config, self.config.batch_size
+
+        for _ in range(cfg.n_critic):
+            real, real_labels = self.data.sample(batch, self.rng)
+            z, fake_labels = self._noise(batch)
+            with torch.no_grad():
+                fake = self.G(z, fake_labels)
+            real_logits, real_cls = self._discriminate(real)
+            fake_logits, fake_cls = self._discriminate(fake)
+            loss_d = self.loss.d_loss(real_logits, fake_logits)
+            if self.num_classes:  # AC-GAN: D also classifies real and generated images
+                loss_d = loss_d + cfg.ac_weight * (
+                    F.cross_entropy(real_cls, real_labels) + F.cross_entropy(fake_cls, fake_labels)
+                )
+            if self.penalty is not None:
+                loss_d = loss_d + cfg.penalty_weight * self.penalty(
+                    self._critic, real, fake, self.rng
+                )
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.opt_d.step()
+            if cfg.weight_clip > 0:
+                clip_weights_(self.D, cfg.weight_clip)
+
+        z, fake_labels = self._noise(batch)
+        fake_logits, fake_cls = self._discriminate(self.G(z, fake_labels))
+        real_logits = None
+        if self.loss.g_needs_real:  # relativistic: G's loss compares against D(real)
+            with torch.no_grad():
+                real_logits, _ = self._discriminate(real)
+        loss_g = self.loss.g_loss(fake_logits, real_logits)
+        if self.num_classes:
+            loss_g = loss_g + cfg.ac_weight * F.cross_entropy(fake_cls, fake_labels)
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        if self.G_ema is not None:
+            ema_update_(self.G_ema, self.G, cfg.ema_decay)
+
+        self.step += 1
+        losses = torch.stack([loss_d.detach(), loss_g.detach()]).double().cpu()
+        if not torch.isfinite(losses).all():
+            self.diverged = True
+        self._loss_sums += losses
+        self._loss_count += 1
+        return {"loss_d": float(losses[0]), "loss_g": float(losses[1])}
+
+    # -------------------------------------------------------------------- evaluation
+
+    @torch.no_grad()
+    def generate(self, n: int, seed: int | None = None) -> tuple[Tensor, Tensor | None]:
+        """n samples [n, *data_shape] from the EMA generator if there is one, in eval mode.
+
+        Conditional runs get balanced labels 0, 1, ..., K-1, 0, 1, ... (returned too).
+        The same seed gives the same noise, so successive evaluations are comparable.
+        """
+        g = self.G_ema if self.G_ema is not None else self.G
+        rng = torch.Generator().manual_seed(self._eval_seed if seed is None else seed)
+        labels = None
+        if self.num_classes:
+            labels = (torch.arange(n) % self.num_classes).to(self.device)
+        was_training = g.training
+        g.eval()
+        try:
+            chunks = []
+            for start in range(0, n, EVAL_CHUNK):
+                m = min(EVAL_CHUNK, n - start)
+                z = torch.randn(m, self.config.z_dim, generator=rng).to(self.device)
+                chunks.append(g(z, None if labels is None else labels[start : start + m]))
+        finally:
+            g.train(was_training)
+        return torch.cat(chunks), labels
+
+    def evaluate(self) -> dict[str, float]:
+        """Quality metrics of `eval_samples` generated samples, plus the mean losses since
+        the last evaluation. ``distance`` is the primary metric (lower is better)."""
+        cfg = self.config
+        losses = self._loss_sums / max(1, self._loss_count)
+        result = {
+            "step": float(self.step),
+            "loss_d": float(losses[0]),
+            "loss_g": float(losses[1]),
+        }
+        self._loss_sums.zero_()
+        self._loss_count = 0
+        if not self.diverged:
+            fake, labels = self.generate(cfg.eval_samples)
+            self.diverged = not bool(torch.isfinite(fake).all())
+        if self.diverged:
+            return {**result, "distance": DIVERGED_DISTANCE, "diverged": 1.0}
+        metrics = evaluate_samples(self.data, fake, labels, cfg.inception_weights)
+        return {**result, **metrics, "diverged": 0.0}
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue bit-for-bit on CPU; loadable with weights_only."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "step": self.step,
+            "diverged": self.diverged,
+            "config": self.config.model_dump(),
+            "generator": self.G.state_dict(),
+            "discriminator": self.D.state_dict(),
+            "generator_ema": None if self.G_ema is None else self.G_ema.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "rng": self.rng.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state_dict(); the configured learning rates win over the saved ones.
+
+        (Schedulers such as PBT restart a trial from a checkpoint with new rates.)
+        """
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(
+                f"checkpoint format {state.get('format')!r} is not {CHECKPOINT_FORMAT}"
+            )
+        self.G.load_state_dict(state["generator"])
+        self.D.load_state_dict(state["discriminator"])
+        if self.G_ema is not None:
+            ema = state["generator_ema"]
+            self.G_ema.load_state_dict(ema if ema is not None else state["generator"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        set_learning_rate(self.opt_g, self.config.lr_g)
+        set_learning_rate(self.opt_d, self.config.lr_d)
+        self.rng.set_state(state["rng"])
+        self.step = int(state["step"])
+        self.diverged = bool(state["diverged"])
+        self._loss_sums.zero_()
+        self._loss_count = 0

@@ -1,0 +1,55 @@
+"""Pictures of what a generator makes: an image grid, or a scatter plot for 2-D data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gansweep.trainables.data import MixtureData
+from gansweep.trainables.engine import GANTrainer
+
+GRID_IMAGES = 64
+SCATTER_POINTS = 2500
+
+
+def save_samples(trainer: GANTrainer, path: str | Path) -> Path:
+    """Write a PNG of the generator's samples (EMA weights if any) and return its path.
+
+    Images: an 8-column grid (conditional runs: each column one class when K <= 8, else
+    labels in reading order). 2-D data: the samples over the true modes, with the 3-sigma
+    high-quality circles, at a fixed scale so pictures of different runs compare.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(trainer.data, MixtureData):
+        _scatter(trainer, path)
+    else:
+        from torchvision.utils import save_image
+
+        k = trainer.num_classes
+        columns = k if 0 < k <= 8 else 8
+        fake, _ = trainer.generate(columns * (GRID_IMAGES // columns))
+        save_image(fake.float().cpu(), path, nrow=columns, normalize=True, value_range=(-1, 1))
+    return path
+
+
+def _scatter(trainer: GANTrainer, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers and inside trials
+    import matplotlib.pyplot as plt
+
+    data: MixtureData = trainer.data
+    fake, _ = trainer.generate(SCATTER_POINTS)
+    fake, modes = fake.float().cpu().numpy(), data.modes.cpu().numpy()
+    reach = float(abs(modes).max()) * 1.5
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+    ax.scatter(fake[:, 0], fake[:, 1], s=2, alpha=0.4, color="tab:blue", label="generated")
+    for x, y in modes:
+        ax.add_patch(plt.Circle((x, y), 3 * data.sigma, fill=False, color="tab:red", lw=0.8))
+    ax.scatter(modes[:, 0], modes[:, 1], marker="x", color="tab:red", s=30, label="modes")
+    ax.set(xlim=(-reach, reach), ylim=(-reach, reach), aspect="equal")
+    ax.set_title(f"{trainer.config.combination} on {data.name}, step {trainer.step}")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
