@@ -48,7 +48,7 @@ class TrialConfig(BaseModel):
         None, description="Folder with the data (image_folder; offline torchvision sets)."
     )
     image_size: int | None = Field(
-        None, ge=4, le=256, description="Resize images to this square size; None: the set's own."
+        None, ge=8, le=256, description="Resize images to this square size; None: the set's own."
     )
 
     # --- networks

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -242,6 +243,20 @@ class GANTrainer:
             "rng": self.rng.get_state(),
         }
 
+    def generator_state_dict(self) -> dict[str, Any]:
+        """The generator alone (EMA weights if any) with its config: what a user ships.
+
+        Rebuild it with ``load_generator``; loadable with weights_only.
+        """
+        g = self.G_ema if self.G_ema is not None else self.G
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config": self.config.model_dump(),
+            "data_shape": list(self.data.shape),
+            "num_classes": self.num_classes,
+            "generator": g.state_dict(),
+        }
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a state_dict(); the configured learning rates win over the saved ones.
 
@@ -265,3 +280,21 @@ class GANTrainer:
         self.diverged = bool(state["diverged"])
         self._loss_sums.zero_()
         self._loss_count = 0
+
+
+def load_generator(path: str | Path, device: str = "cpu") -> torch.nn.Module:
+    """A generator saved by ``generator_state_dict`` (e.g. an exported ``generator.pt``),
+    in eval mode. Call it as G(z [B, z_dim], labels [B] | None)."""
+    state = torch.load(path, map_location=device, weights_only=True)
+    cfg = TrialConfig.from_dict(state["config"])
+    spec = ModelSpec(
+        data_shape=tuple(state["data_shape"]),
+        z_dim=cfg.z_dim,
+        width=cfg.width,
+        num_classes=state["num_classes"],
+        g_norm=cfg.g_norm,
+        d_norm=cfg.d_norm,
+    )
+    generator = ARCHITECTURES[cfg.architecture].generator(spec)
+    generator.load_state_dict(state["generator"])
+    return generator.to(device).eval()

@@ -1,0 +1,272 @@
+"""The feature space of the image metrics: a small CNN trained on the data set itself.
+
+Inception features describe ImageNet photographs; for 8x8 digits or 28x28 MNIST they are
+a poor yardstick, and their weights are a download a trial must never make. So the image
+metrics measure distances in the penultimate layer of a small classifier trained on the
+data set's own training split (the "FID with a domain classifier" used for MNIST-like
+data since Lucic et al. 2018).
+
+The classifier is a function of the data alone, never of a trial: it is trained
+deterministically (fixed seed, fixed schedule, Adam, on the CPU) the first time any trial
+of a data set needs it, written to the cache folder (``GANSWEEP_CACHE``, default
+``~/.cache/gansweep``) and loaded by every later trial. Concurrent trials may race to
+create it; each writes a temporary file and renames it into place, so a reader sees
+either no file or a whole one. Training runs under ``torch.random.fork_rng``: it never
+moves the global random state, so a trial that trains the net and its resumed copy that
+loads it from the cache draw the same random numbers.
+
+The real-data statistics (feature mean and covariance of the training split, and the
+features of a fixed subset of training images for precision/recall) are computed once
+per data set too, and cached the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from gansweep.trainables.data import ImageData
+
+# Bump when the architecture, the training schedule or the statistics change: cached
+# files of an older version are then ignored (their names carry the version).
+FEATURE_NET_VERSION = 1
+
+SEED = 0
+BATCH_SIZE = 64
+LR = 2e-3
+EPOCHS = 10
+# Large sets (MNIST, CIFAR-10) reach their accuracy long before 10 epochs; capping the
+# optimizer steps keeps the one-off CPU training to about a minute there. The schedule is
+# still a fixed function of the data set's size, so training stays deterministic.
+MAX_STEPS = 2000
+WIDTH = 32
+FEATURE_DIM = 128
+# Precision/recall/density/coverage compare against at most this many real images.
+MAX_REAL_FEATURES = 10_000
+_EVAL_BATCH = 1024
+
+
+def cache_dir() -> Path:
+    """The folder of cached feature nets and statistics (``GANSWEEP_CACHE``, read per call)."""
+    root = os.environ.get("GANSWEEP_CACHE") or Path.home() / ".cache" / "gansweep"
+    return Path(root) / "feature_nets"
+
+
+def _width(size: int) -> int:
+    """Channels at a resolution: fewer at high resolution, more at low, so every stage
+    costs about the same and a 64x64 image costs only a few times what an 8x8 one does."""
+    return min(2 * WIDTH, max(WIDTH // 2, WIDTH * 16 // size))
+
+
+class FeatureNet(nn.Module):
+    """A small CNN classifier whose penultimate layer is the feature space.
+
+    x [N, C, H, W] in [-1, 1] -> features [N, FEATURE_DIM] -> logits [N, num_classes].
+    Stride-2 stages halve the resolution until it is at most 4x4 (8x8: one stage, 32x32:
+    three, 64x64: four), so any square size from 8 up works with the same code; the last
+    map is flattened, not averaged, because where a stroke is matters for a digit.
+    """
+
+    def __init__(self, in_channels: int, image_size: int, num_classes: int):
+        super().__init__()
+        channels, size = _width(image_size), image_size
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, channels, 3, padding=1), nn.ReLU()]
+        while size > 4:
+            size = math.ceil(size / 2)
+            out = _width(size)
+            layers += [nn.Conv2d(channels, out, 3, stride=2, padding=1), nn.ReLU()]
+            channels = out
+        layers += [nn.Flatten(), nn.Linear(channels * size * size, FEATURE_DIM), nn.ReLU()]
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(FEATURE_DIM, num_classes)
+        # Saved with the weights so every trial can report how good its yardstick is.
+        self.register_buffer("test_accuracy", torch.tensor(float("nan")))
+
+    def features(self, x: Tensor) -> Tensor:
+        """x [N, C, H, W] -> [N, FEATURE_DIM] (non-negative: the ReLU of the last hidden layer)."""
+        return self.body(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x [N, C, H, W] -> logits [N, num_classes]."""
+        return self.head(self.features(x))
+
+    @torch.no_grad()
+    def features_and_logits(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """x [N, C, H, W] -> (features [N, FEATURE_DIM], logits [N, K]), in batches."""
+        device = next(self.parameters()).device
+        feats, logits = [], []
+        for chunk in x.split(_EVAL_BATCH):
+            f = self.features(chunk.to(device, torch.float32))
+            feats.append(f)
+            logits.append(self.head(f))
+        return torch.cat(feats), torch.cat(logits)
+
+
+def _check_labelled(data: ImageData) -> None:
+    if data.num_classes < 2 or data.train_y is None or data.test_y is None:
+        raise ValueError(
+            f"the image metrics need a labelled data set (their feature space is a classifier "
+            f"trained on it), but {data.name!r} has no labels (num_classes={data.num_classes})"
+        )
+    c, h, w = data.shape
+    if h != w or h < 8:
+        raise ValueError(f"the feature net needs square images of at least 8x8, got {h}x{w}")
+
+
+def _fingerprint(data: ImageData) -> str:
+    """A short hash of the data's content, so two data sets sharing a name (two users'
+    ``image_folder``s, say) never share a cached net. Hashes every label and an evenly
+    spaced subset of at most 1,024 training images: cheap even for CIFAR-10."""
+    h = hashlib.sha256()
+    h.update(repr((data.shape, data.num_classes, len(data.train_x), len(data.test_x))).encode())
+    step = max(1, len(data.train_x) // 1024)
+    h.update(data.train_x[::step].detach().cpu().float().contiguous().numpy().tobytes())
+    h.update(data.train_y.detach().cpu().long().contiguous().numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
+def cache_key(data: ImageData) -> str:
+    """The file stem of a data set's cached net: version, name, shape and content hash."""
+    shape = "x".join(str(s) for s in data.shape)
+    return f"v{FEATURE_NET_VERSION}-{data.name}-{shape}-{_fingerprint(data)}"
+
+
+def _atomic_save(obj: object, path: Path) -> None:
+    """torch.save to a temporary file in the same folder, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a shared cache must be readable
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@torch.no_grad()
+def _accuracy(net: FeatureNet, x: Tensor, y: Tensor) -> float:
+    _, logits = net.features_and_logits(x)
+    return (logits.argmax(1).cpu() == y.cpu()).float().mean().item()
+
+
+def train_feature_net(data: ImageData) -> FeatureNet:
+    """Train a fresh FeatureNet on ``data``'s training split, on the CPU, deterministically.
+
+    Returns it in eval mode with ``test_accuracy`` set (accuracy on the test split).
+    The global random state is left untouched.
+    """
+    _check_labelled(data)
+    c, h, _ = data.shape
+    x, y = data.train_x.detach().cpu().float(), data.train_y.detach().cpu().long()
+    steps_per_epoch = math.ceil(len(x) / BATCH_SIZE)
+    epochs = max(1, min(EPOCHS, math.ceil(MAX_STEPS / steps_per_epoch)))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(SEED)
+        net = FeatureNet(c, h, data.num_classes)
+        opt = torch.optim.Adam(net.parameters(), lr=LR)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * steps_per_epoch)
+        gen = torch.Generator().manual_seed(SEED)
+        net.train()
+        for _ in range(epochs):
+            for idx in torch.randperm(len(x), generator=gen).split(BATCH_SIZE):
+                loss = F.cross_entropy(net(x[idx]), y[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+    net.eval().requires_grad_(False)
+    net.test_accuracy.fill_(_accuracy(net, data.test_x, data.test_y))
+    return net
+
+
+@dataclass
+class RealStats:
+    """Feature statistics of a data set's real training images (CPU tensors).
+
+    mu [D] and sigma [D, D] (float64): mean and covariance over the whole training split.
+    feats [M, D] (float32): features of M = min(MAX_REAL_FEATURES, N_train) training
+        images in a fixed random order; the first n rows are a fixed random subset of n.
+    order [M] (long): the training-split indices of those images (same order).
+    """
+
+    mu: Tensor
+    sigma: Tensor
+    feats: Tensor
+    order: Tensor
+
+
+def real_order(n_train: int) -> Tensor:
+    """The fixed random order (seed 0) in which the real subsets take training images."""
+    gen = torch.Generator().manual_seed(SEED)
+    return torch.randperm(n_train, generator=gen)[:MAX_REAL_FEATURES]
+
+
+# In-process caches, keyed by cache_key(data). Nets and statistics live on the CPU.
+_NETS: dict[str, FeatureNet] = {}
+_STATS: dict[str, RealStats] = {}
+
+
+def get_feature_net(data: ImageData) -> FeatureNet:
+    """The data set's feature net (CPU, eval mode): from memory, else disk, else trained.
+
+    Raises ValueError for unlabelled data (num_classes 0) or non-square images.
+    """
+    _check_labelled(data)
+    key = cache_key(data)
+    if key in _NETS:
+        return _NETS[key]
+    path = cache_dir() / f"{key}.pt"
+    c, h, _ = data.shape
+    net: FeatureNet | None = None
+    if path.exists():
+        try:
+            with torch.random.fork_rng(devices=[]):  # init draws numbers; keep them private
+                net = FeatureNet(c, h, data.num_classes)
+            net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            net.eval().requires_grad_(False)
+        except Exception as err:  # a damaged or foreign file: rebuild it
+            warnings.warn(f"ignoring unreadable feature net cache {path}: {err}", stacklevel=2)
+            net = None
+    if net is None:
+        net = train_feature_net(data)
+        _atomic_save(net.state_dict(), path)
+    _NETS[key] = net
+    return net
+
+
+def get_real_stats(data: ImageData) -> RealStats:
+    """The training split's feature statistics: from memory, else disk, else computed."""
+    net = get_feature_net(data)
+    key = cache_key(data)
+    if key in _STATS:
+        return _STATS[key]
+    path = cache_dir() / f"{key}.real.pt"
+    stats: RealStats | None = None
+    if path.exists():
+        try:
+            stats = RealStats(**torch.load(path, map_location="cpu", weights_only=True))
+        except Exception as err:
+            warnings.warn(f"ignoring unreadable statistics cache {path}: {err}", stacklevel=2)
+            stats = None
+    if stats is None:
+        x = data.train_x.detach().cpu()
+        feats, _ = net.features_and_logits(x)
+        feats64 = feats.double()
+        order = real_order(len(x))
+        stats = RealStats(
+            mu=feats64.mean(0), sigma=torch.cov(feats64.T), feats=feats[order], order=order
+        )
+        _atomic_save(vars(stats), path)
+    _STATS[key] = stats
+    return stats

@@ -1,0 +1,101 @@
+"""The Ray Tune function trainable: thin glue around GANTrainer.
+
+Build the trainer from the trial's config, restore it if Tune hands back a checkpoint,
+then loop: train, and at every evaluation log to the trial's MLflow child run and report
+to Tune with a checkpoint. The only module under trainables/ that imports Ray or MLflow.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from ray import tune
+
+from gansweep.platform.tracking import TrialRun
+from gansweep.trainables.config import TrialConfig
+from gansweep.trainables.engine import GANTrainer
+from gansweep.trainables.samples import save_samples
+
+CHECKPOINT_FILE = "trial.pt"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file that cannot be read back (truncated, corrupted, foreign)."""
+
+
+@dataclass(frozen=True)
+class SweepContext:
+    """What every trial of a sweep needs to know besides its own config."""
+
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+
+
+def save_trial_checkpoint(folder: Path, trainer: GANTrainer, run_id: str, metrics: dict) -> None:
+    """The trainer's full state plus the MLflow run id and the metrics just reported."""
+    state = {"trainer": trainer.state_dict(), "mlflow_run_id": run_id, "metrics": metrics}
+    torch.save(state, folder / CHECKPOINT_FILE)
+
+
+def load_trial_checkpoint(folder: Path) -> dict[str, Any]:
+    """Read a trial checkpoint with weights_only=True: tensors and plain data, no code."""
+    path = folder / CHECKPOINT_FILE
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated zip, pickle refused by weights_only, missing file
+        raise CheckpointError(f"cannot read checkpoint {path}: {err}") from err
+
+
+def trial_run_name(config: dict[str, Any], trial_id: str) -> str:
+    """``<combination>-<trial id>``, the name of the trial in Tune and in MLflow."""
+    return f"{TrialConfig.from_dict(config).combination}-{trial_id}"
+
+
+def train_gan(config: dict[str, Any], context: SweepContext) -> None:
+    """Train one GAN as a Ray Tune trial (wrap with tune.with_parameters(context=...))."""
+    cfg = TrialConfig.from_dict(config)
+    trainer = GANTrainer(cfg)
+    trial_id = tune.get_context().get_trial_id()
+
+    run_id = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            saved = load_trial_checkpoint(Path(folder))
+        trainer.load_state_dict(saved["trainer"])  # re-applies the configured lr
+        run_id = saved["mlflow_run_id"]
+
+    run = TrialRun(
+        context.tracking_uri,
+        context.experiment_id,
+        context.parent_run_id,
+        trial_id=trial_id,
+        run_name=trial_run_name(config, trial_id),
+        params=cfg.model_dump(),
+        run_id=run_id,
+    )
+    with tempfile.TemporaryDirectory(prefix="gansweep-") as scratch:
+        scratch = Path(scratch)
+        while not trainer.done:
+            trainer.train_step()
+            if trainer.step % cfg.eval_every and not trainer.done:
+                continue
+            metrics = trainer.evaluate()
+            generator = scratch / "generator.pt"
+            torch.save(trainer.generator_state_dict(), generator)
+            samples = save_samples(trainer, scratch / "samples.png")
+            run.log_evaluation(metrics, trainer.step, [samples, generator])
+
+            folder = Path(tempfile.mkdtemp(dir=scratch))
+            save_trial_checkpoint(folder, trainer, run.run_id, metrics)
+            # Returns after Tune has persisted the checkpoint; a scheduler that stops the
+            # trial ends it here (the driver then closes its MLflow run).
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+            shutil.rmtree(folder)  # Tune has its own copy now
+    run.finish("diverged" if trainer.diverged else "finished")
