@@ -124,5 +124,195 @@ def train(
     typer.echo(f"wrote {out / 'metrics.json'}, {out / 'samples.png'}, {out / 'checkpoint.pt'}")
 
 
+# ---------------------------------------------------------------------- sweeps
+
+STORAGE_HELP = "Folder that holds the sweeps (a shared file system path on clusters)."
+TRACKING_HELP = "MLflow tracking URI [default: sqlite:///mlflow.db in this folder]."
+
+
+def _print_leaderboard(table, metric: str, top: int = 10) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    if table.empty:
+        typer.echo("no trial reported a result")
+        return
+    view = Table(title=f"leaderboard (top {min(top, len(table))} of {len(table)} trials)")
+    for column in ("rank", "combination", metric, "step", "status", "trial_id"):
+        view.add_column(column, justify="right" if column in ("rank", metric, "step") else "left")
+    for rank, row in enumerate(table.head(top).itertuples(index=False), start=1):
+        row = row._asdict()
+        status = "diverged" if row["diverged"] else row["status"].lower()
+        view.add_row(
+            str(rank), row["combination"], f"{row[metric]:.4g}", str(row["step"]), status,
+            row["trial_id"],
+        )  # fmt: skip
+    Console().print(view)
+
+
+def _print_where(manifest) -> None:
+    from gansweep.platform.export import BEST_FILE
+
+    folder = Path(manifest.sweep_dir)
+    best = folder / BEST_FILE
+    if best.exists():
+        typer.echo(f"best config:      {best}  (retrain: gansweep train {best})")
+    typer.echo(f"sweep folder:     {folder}")
+    typer.echo(f"MLflow:           experiment {manifest.name!r} in {manifest.tracking_uri}")
+    typer.echo(f"                  open it: gansweep ui --tracking-uri {manifest.tracking_uri}")
+    typer.echo(f"Optuna study:     optuna-dashboard {manifest.study_storage}")
+
+
+@app.command()
+def sweep(
+    space: str = typer.Option("quick", "--space", help="Built-in space name or YAML path."),
+    name: str | None = typer.Option(None, "--name", help="Sweep name [default: <space>-<time>]."),
+    num_samples: int = typer.Option(8, "--num-samples", help="Trials to run."),
+    max_concurrent: int = typer.Option(2, "--max-concurrent", help="Trials at once."),
+    cpus_per_trial: float = typer.Option(1.0, "--cpus-per-trial"),
+    gpus_per_trial: float = typer.Option(
+        0.0, "--gpus-per-trial", help="Fractional packs trials on a GPU (0.25: four)."
+    ),
+    sampler: str = typer.Option("tpe", "--sampler", help="tpe | random | gp | cmaes | grid."),
+    scheduler: str = typer.Option("asha", "--scheduler", help="asha | hyperband | fifo."),
+    metric: str = typer.Option("distance", "--metric", help="Metric to optimize."),
+    mode: str = typer.Option("min", "--mode", help="min | max."),
+    time_budget: float | None = typer.Option(
+        None, "--time-budget", help="Stop starting trials after this many seconds."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the Optuna sampler."),
+    overrides: list[str] = typer.Option(
+        [], "--set", help="Override a fixed value of the space: --set key=value."
+    ),
+    storage: str = typer.Option("sweeps", "--storage", help=STORAGE_HELP),
+    address: str | None = typer.Option(
+        None, "--address", help="Ray cluster address (RAY_ADDRESS works too) [default: local]."
+    ),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=TRACKING_HELP),
+    max_failures: int = typer.Option(2, "--max-failures", help="Retries of a failed trial."),
+) -> None:
+    """Run a sweep: Ray Tune trials proposed by Optuna, recorded in MLflow."""
+    from gansweep.platform import sweep as sweeps
+
+    options = sweeps.SweepOptions(
+        space=space, name=name, num_samples=num_samples, max_concurrent=max_concurrent,
+        cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, sampler=sampler,
+        scheduler=scheduler, metric=metric, mode=mode, time_budget=time_budget, seed=seed,
+        overrides=overrides, storage=storage, address=address, tracking_uri=tracking_uri,
+        max_failures=max_failures,
+    )  # fmt: skip
+    try:
+        prepared = sweeps.prepare(options)
+    except sweeps.SweepInputError as err:
+        raise fail(str(err)) from None
+    typer.echo(
+        f"sweep {prepared.name!r}: space {prepared.space.name!r}, {num_samples} trials, "
+        f"{max_concurrent} at a time, sampler {sampler}, scheduler {scheduler}"
+    )
+    manifest = sweeps.run(prepared)
+    _finish_report(manifest)
+
+
+def _finish_report(manifest) -> None:
+    from gansweep.platform.export import leaderboard
+
+    _print_leaderboard(leaderboard(manifest), manifest.options.get("metric", "distance"))
+    _print_where(manifest)
+
+
+def _load_manifest(name: str, storage: str):
+    from gansweep.platform.manifest import Manifest, SweepNotFoundError
+
+    try:
+        return Manifest.load(storage, name)
+    except SweepNotFoundError as err:
+        raise fail(str(err)) from None
+
+
+@app.command()
+def resume(
+    name: str = typer.Argument(..., help="The sweep to continue."),
+    storage: str = typer.Option("sweeps", "--storage", help=STORAGE_HELP),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster address."),
+) -> None:
+    """Continue an interrupted sweep: same searcher, trials, MLflow parent run."""
+    from gansweep.platform import sweep as sweeps
+    from gansweep.platform.tracking import TrackingError
+
+    manifest = _load_manifest(name, storage)
+    try:
+        sweeps.check_ray_address(address)
+        sweeps.resume(manifest, address)
+    except (sweeps.SweepInputError, TrackingError) as err:
+        raise fail(str(err)) from None
+    _finish_report(manifest)
+
+
+@app.command()
+def export(
+    name: str = typer.Argument(..., help="The sweep whose best trial to export."),
+    output: Path | None = typer.Option(
+        None, "-o", "--output", help="YAML file [default: best.yaml in the sweep folder]."
+    ),
+    register: str | None = typer.Option(
+        None, "--register", help="Also register the best generator under this model name."
+    ),
+    storage: str = typer.Option("sweeps", "--storage", help=STORAGE_HELP),
+) -> None:
+    """Write the best trial's full config as YAML (`gansweep train` retrains it)."""
+    from gansweep.platform.export import ExportError, export_best, register_generator
+
+    manifest = _load_manifest(name, storage)
+    try:
+        path, provenance = export_best(manifest, output)
+    except ExportError as err:
+        raise fail(str(err)) from None
+    typer.echo(
+        f"wrote {path}: trial {provenance['trial_id']}, {provenance['metric']} = "
+        f"{provenance['value']:.6g} (MLflow run {provenance['mlflow_run_id']})"
+    )
+    if register:
+        if not provenance["mlflow_run_id"]:
+            raise fail(f"trial {provenance['trial_id']} has no MLflow run to register from")
+        version = register_generator(manifest, provenance["mlflow_run_id"], register)
+        typer.echo(f"registered model {register!r} version {version} with alias 'champion'")
+
+
+@app.command()
+def spaces() -> None:
+    """List the built-in search spaces."""
+    from gansweep.search_spaces import BUILTIN_SPACES, load_space
+
+    for space_name in BUILTIN_SPACES:
+        space = load_space(space_name)
+        axes = ", ".join(p.name for p in space.params)
+        typer.echo(f"{space_name:<12} {space.description}")
+        typer.echo(f"{'':<12} searches: {axes}")
+
+
+@app.command()
+def ui(
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=TRACKING_HELP),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(5000, "--port"),
+) -> None:
+    """Start the MLflow UI on the tracking store the sweeps use."""
+    import subprocess
+    import sys
+
+    from gansweep.platform.tracking import TrackingError, resolve_tracking_uri
+
+    try:
+        uri = resolve_tracking_uri(tracking_uri)
+    except TrackingError as err:
+        raise fail(str(err)) from None
+    if uri.startswith(("http://", "https://")):
+        typer.echo(f"that store is already served: open {uri}")
+        return
+    typer.echo(f"MLflow UI for {uri} at http://{host}:{port} (Ctrl-C stops it)")
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
+    raise typer.Exit(subprocess.call([*command, "--host", host, "--port", str(port)]))
+
+
 if __name__ == "__main__":  # pragma: no cover - the console script calls `app`
     app()

@@ -1,0 +1,20 @@
+"""Built-in YAML search spaces and the loader that validates one and turns it into an
+Optuna define-by-run function (``OptunaSearch(space=load_space("quick").define, ...)``)."""
+
+from gansweep.search_spaces.loader import (
+    BUILTIN_SPACES,
+    Param,
+    SearchSpace,
+    SearchSpaceError,
+    load_space,
+    parse_space,
+)
+
+__all__ = [
+    "BUILTIN_SPACES",
+    "Param",
+    "SearchSpace",
+    "SearchSpaceError",
+    "load_space",
+    "parse_space",
+]
