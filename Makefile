@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev,fidelity]"
 	touch $(STAMP)
 
+# The main job on the embedded default: local Ray, MLflow in ./mlflow.db, sweeps in ./sweeps.
 demo: $(STAMP)
-	$(BIN)/gansweep train --set dataset=ring8 --out runs/demo
+	$(BIN)/gansweep sweep --space quick --num-samples 8 --max-concurrent 2
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

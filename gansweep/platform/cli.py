@@ -142,9 +142,8 @@ def _print_leaderboard(table, metric: str, top: int = 10) -> None:
         view.add_column(column, justify="right" if column in ("rank", metric, "step") else "left")
     for rank, row in enumerate(table.head(top).itertuples(index=False), start=1):
         row = row._asdict()
-        status = "diverged" if row["diverged"] else row["status"].lower()
         view.add_row(
-            str(rank), row["combination"], f"{row[metric]:.4g}", str(row["step"]), status,
+            str(rank), row["combination"], f"{row[metric]:.4g}", str(row["step"]), row["status"],
             row["trial_id"],
         )  # fmt: skip
     Console().print(view)

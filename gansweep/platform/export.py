@@ -31,6 +31,15 @@ def _analysis(manifest: Manifest):
     return ExperimentAnalysis(manifest.sweep_dir)
 
 
+def trial_outcome(result: dict[str, Any], planned_steps: int, failed: bool = False) -> str:
+    """How a trial ended: finished | stopped_early (by the scheduler) | diverged | failed."""
+    if failed:
+        return "failed"
+    if result.get("diverged"):
+        return "diverged"
+    return "finished" if result.get("step", 0) >= planned_steps else "stopped_early"
+
+
 def leaderboard(manifest: Manifest) -> pd.DataFrame:
     """One row per trial that reported at least once, best first (by the sweep's metric
     at the trial's last report)."""
@@ -51,7 +60,7 @@ def leaderboard(manifest: Manifest) -> pd.DataFrame:
                 "step": int(result.get("step", 0)),
                 "planned_steps": cfg.steps,
                 "diverged": bool(result.get("diverged", 0.0)),
-                "status": trial.status,
+                "status": trial_outcome(result, cfg.steps, failed=trial.status == "ERROR"),
                 "seconds": float(result.get("time_total_s", math.nan)),
                 "checkpoint": checkpoint.path if checkpoint is not None else "",
                 **{axis: getattr(cfg, axis) for axis in tracking.AXES},

@@ -1,0 +1,226 @@
+"""`gansweep sweep` end to end with real Ray, a real MLflow store and a real Optuna
+study; then export, train on the exported config, and bad input refused up front."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import optuna
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from gansweep.platform.cli import app
+
+GANSWEEP = [sys.executable, "-m", "gansweep.platform.cli"]
+TINY = ["--set", "steps=200", "--set", "eval_every=100", "--set", "eval_samples=500"]
+
+
+def gansweep(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RAY_ADDRESS": ""}  # never join a cluster someone left running
+    return subprocess.run(
+        [*GANSWEEP, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+    )
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(tmp_path_factory):
+    """One real 4-trial sweep, shared by the checks below (it takes ~40 s)."""
+    cwd = tmp_path_factory.mktemp("sweep")
+    proc = gansweep(
+        "sweep", "--name", "e2e", "--num-samples", "4", "--max-concurrent", "2",
+        "--scheduler", "fifo", "--seed", "1", *TINY, cwd=cwd,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    manifest = json.loads((cwd / "sweeps" / "e2e" / "gansweep.json").read_text())
+    return cwd, proc, manifest
+
+
+def runs_of(manifest) -> tuple:
+    mlflow.set_tracking_uri(manifest["tracking_uri"])
+    runs = mlflow.search_runs([manifest["experiment_id"]], output_format="list")
+    parents = [r for r in runs if r.data.tags.get("gansweep.role") == "sweep"]
+    children = [r for r in runs if r.data.tags.get("gansweep.role") == "trial"]
+    return parents, children
+
+
+def test_the_experiment_has_one_parent_and_one_child_per_trial(finished_sweep):
+    _, _, manifest = finished_sweep
+    parents, children = runs_of(manifest)
+    assert [p.info.run_id for p in parents] == [manifest["parent_run_id"]]
+    assert parents[0].info.status == "FINISHED"
+    assert len(children) == 4
+    assert len({c.data.tags["gansweep.trial_id"] for c in children}) == 4
+    for child in children:
+        assert child.data.tags["mlflow.parentRunId"] == manifest["parent_run_id"]
+        assert child.info.status == "FINISHED"
+        # Every TrialConfig field is a param, under its own name.
+        from gansweep.trainables.config import TrialConfig
+
+        assert set(TrialConfig.model_fields) <= child.data.params.keys()
+        assert child.info.run_name.startswith(child.data.tags["combination"] + "-")
+        assert child.data.tags["loss"] == child.data.params["loss"]
+
+
+def test_child_runs_hold_metrics_per_evaluation_and_artifacts(finished_sweep):
+    _, _, manifest = finished_sweep
+    client = mlflow.MlflowClient(manifest["tracking_uri"])
+    for child in runs_of(manifest)[1]:
+        history = client.get_metric_history(child.info.run_id, "distance")
+        assert sorted(m.step for m in history) == [100, 200]
+        assert {"modes_captured", "high_quality", "loss_d"} <= child.data.metrics.keys()
+        artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
+        assert {"samples.png", "generator.pt"} <= artifacts
+
+
+def test_parent_run_holds_the_space_leaderboard_and_best_config(finished_sweep):
+    _, _, manifest = finished_sweep
+    client = mlflow.MlflowClient(manifest["tracking_uri"])
+    artifacts = {a.path for a in client.list_artifacts(manifest["parent_run_id"])}
+    assert {"space.yaml", "leaderboard.csv", "best.yaml", "gansweep.json"} <= artifacts
+    params = client.get_run(manifest["parent_run_id"]).data.params
+    assert params["num_samples"] == "4" and params["sampler"] == "tpe"
+
+
+def test_the_optuna_study_has_every_trial(finished_sweep):
+    cwd, _, manifest = finished_sweep
+    study = optuna.load_study(
+        study_name=manifest["study_name"], storage=f"sqlite:///{cwd}/sweeps/e2e/optuna.db"
+    )
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 4
+    assert all("loss" in t.params for t in study.trials)
+
+
+def test_the_leaderboard_is_printed_with_where_things_are(finished_sweep):
+    _, proc, _ = finished_sweep
+    assert "leaderboard (top 4 of 4 trials)" in proc.stdout
+    assert "best config:" in proc.stdout and "gansweep ui" in proc.stdout
+
+
+def test_export_writes_a_config_that_train_accepts(finished_sweep):
+    cwd, _, manifest = finished_sweep
+    proc = gansweep("export", "e2e", "-o", "exported.yaml", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    exported = yaml.safe_load((cwd / "exported.yaml").read_text())
+    provenance = exported["_provenance"]
+    assert provenance["sweep"] == "e2e" and provenance["metric"] == "distance"
+    _, children = runs_of(manifest)
+    best = min(children, key=lambda c: c.data.metrics["distance"])
+    assert provenance["mlflow_run_id"] == best.info.run_id
+    assert provenance["value"] == pytest.approx(best.data.metrics["distance"])
+    assert exported["loss"] == best.data.params["loss"]
+
+    proc = gansweep(
+        "train", "exported.yaml", "--set", "steps=20", "--set", "eval_every=10",
+        "--out", "retrained", cwd=cwd,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((cwd / "retrained" / "metrics.json").read_text())["step"] == 20
+
+
+def test_export_can_register_the_generator_as_champion(finished_sweep):
+    cwd, _, manifest = finished_sweep
+    proc = gansweep("export", "e2e", "-o", "b.yaml", "--register", "ring8-gen", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    client = mlflow.MlflowClient(manifest["tracking_uri"])
+    version = client.get_model_version_by_alias("ring8-gen", "champion")
+    exported = yaml.safe_load((cwd / "b.yaml").read_text())
+    assert version.run_id == exported["_provenance"]["mlflow_run_id"]
+
+    # The registered file is a weights-only generator that loads back and generates.
+    import torch
+
+    from gansweep.trainables.engine import load_generator
+
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=version.source, dst_path=str(cwd / "dl"), tracking_uri=manifest["tracking_uri"]
+    )
+    generator = load_generator(local)
+    assert generator(torch.randn(5, exported["z_dim"])).shape == (5, 2)
+
+
+# ------------------------------------------------------------------------ bad input
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--space", "nope"], "unknown search space 'nope'"),
+        (["--sampler", "annealing"], "unknown sampler 'annealing'; valid: tpe, random, gp"),
+        (["--scheduler", "pbt"], "unknown scheduler 'pbt'; valid: asha, hyperband, fifo"),
+        (["--mode", "best"], "unknown mode 'best'; valid: min, max"),
+        (["--num-samples", "0"], "--num-samples must be > 0, got 0"),
+        (["--gpus-per-trial", "-1"], "--gpus-per-trial must be >= 0"),
+        (["--set", "loss=wgan"], "--set loss: searched by space 'quick'"),
+        (["--set", "steps=-5"], "steps: Input should be greater than or equal to 1"),
+        (["--sampler", "grid"], "sampler 'grid' needs a space of choice/int parameters only"),
+        (["--name", "bad name!"], "sweep name 'bad name!' is not valid"),
+        (["--tracking-uri", "http://127.0.0.1:9"], "does not answer"),
+        (["--tracking-uri", "./mlruns"], "is not supported"),
+        (["--address", "127.0.0.1:9"], "Ray cluster at 127.0.0.1:9 does not answer"),
+        (["--storage", "s3://bucket/x"], "object stores are not supported yet"),
+    ],
+)
+def test_bad_sweep_input_exits_2_and_creates_nothing(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    result = CliRunner().invoke(app, ["sweep", "--name", "x", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and "Traceback" not in result.output
+    assert not (tmp_path / "sweeps").exists()
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.parametrize("command", ["export", "resume"])
+def test_unknown_sweep_names_are_refused(tmp_path, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, [command, "ghost"])
+    assert result.exit_code == 2
+    assert "no sweep named 'ghost'" in result.stderr
+    assert "known sweeps there: none" in result.stderr
+
+
+def test_an_existing_sweep_name_is_refused(finished_sweep):
+    cwd, _, _ = finished_sweep
+    proc = gansweep("sweep", "--name", "e2e", cwd=cwd, timeout=60)
+    assert proc.returncode == 2
+    assert "sweep 'e2e' already exists" in proc.stderr and "gansweep resume e2e" in proc.stderr
+
+
+def test_spaces_lists_the_built_in_spaces():
+    from gansweep.search_spaces import BUILTIN_SPACES, load_space
+
+    result = CliRunner().invoke(app, ["spaces"])
+    assert result.exit_code == 0
+    for name in BUILTIN_SPACES:
+        assert f"{name:<12} {load_space(name).description}" in result.stdout
+
+
+def test_a_diverging_trial_is_a_bad_finite_result_and_the_sweep_goes_on(tmp_path):
+    """An absurd learning rate makes every trial diverge: each ends tagged `diverged` with
+    a finite value for Optuna, the sweep completes, and export says there is no winner."""
+    (tmp_path / "explode.yaml").write_text(
+        "description: diverges\n"
+        "fixed: {loss: wgan, optimizer: sgd, steps: 100, eval_every: 50, eval_samples: 200}\n"
+        "params:\n  lr_g: {choice: [10.0]}\n  lr_d: {choice: [10.0]}\n"
+    )
+    proc = gansweep(
+        "sweep", "--space", "explode.yaml", "--name", "boom", "--num-samples", "2",
+        "--scheduler", "fifo", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    manifest = json.loads((tmp_path / "sweeps" / "boom" / "gansweep.json").read_text())
+    _, children = runs_of(manifest)
+    assert [c.data.tags["gansweep.status"] for c in children] == ["diverged", "diverged"]
+    assert all(c.data.metrics["diverged"] == 1.0 for c in children)
+    study = optuna.load_study(
+        study_name="boom", storage=f"sqlite:///{tmp_path}/sweeps/boom/optuna.db"
+    )
+    from gansweep.trainables.metrics import DIVERGED_DISTANCE
+
+    assert [t.value for t in study.trials] == [DIVERGED_DISTANCE, DIVERGED_DISTANCE]
+    export = gansweep("export", "boom", cwd=tmp_path)
+    assert export.returncode == 2 and "no trial with a finite 'distance'" in export.stderr
