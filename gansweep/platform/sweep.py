@@ -130,6 +130,13 @@ def prepare(options: SweepOptions) -> PreparedSweep:
             f"sampler 'grid' needs a space of choice/int parameters only; space "
             f"{space.name!r} has continuous ones: {', '.join(continuous)}"
         )
+    if options.sampler == "grid" and options.num_samples > space.grid_size():
+        # Past the last combination the brute-force sampler would repeat them.
+        log.warning(
+            "space %r has %d combinations: running %d trials, not %d",
+            space.name, space.grid_size(), space.grid_size(), options.num_samples,
+        )  # fmt: skip
+        options = dataclasses.replace(options, num_samples=space.grid_size())
     if options.scheduler not in SCHEDULERS:
         raise SweepInputError(
             f"unknown scheduler {options.scheduler!r}; valid: {', '.join(SCHEDULERS)}"
@@ -234,9 +241,40 @@ def _close_trial_runs_callback(manifest: Manifest):
     return CloseTrialRuns()
 
 
+def _resumable_optuna_search(**kwargs):
+    """OptunaSearch whose restore reconciles its saved state with the study.
+
+    Tune saves the searcher with its experiment state, every 10 s or more, while the study
+    in optuna.db is always current; after the driver dies the two disagree:
+    - a trial the study saw finish after the last save is resumed by Tune (from an older
+      checkpoint): it counts as completed, so its results are not reported again (Optuna
+      refuses to update a finished trial, and the resumed sweep would end with an error);
+    - a trial asked for after the last save is unknown to the restored Tune experiment,
+      which asks for a new one in its place: nothing will ever finish it, so it is FAIL.
+    """
+    from ray.tune.search.optuna import OptunaSearch
+
+    class ResumableOptunaSearch(OptunaSearch):
+        def restore(self, checkpoint_path: str) -> None:
+            super().restore(checkpoint_path)
+            study = self._ot_study
+            finished = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+            known = set()
+            for trial_id, ot_trial in self._ot_trials.items():
+                known.add(ot_trial.number)
+                if ot_trial.number in finished:
+                    self._completed_trials.add(trial_id)
+            running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+            for trial in running:
+                if trial.number not in known:
+                    log.warning("Optuna trial %d was lost with the driver: FAIL", trial.number)
+                    study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+
+    return ResumableOptunaSearch(**kwargs)
+
+
 def _build_tuner(manifest: Manifest, space: SearchSpace, options: SweepOptions):
     from ray import tune
-    from ray.tune.search.optuna import OptunaSearch
 
     from gansweep.trainables.trainable import SweepContext, train_gan, trial_run_name
 
@@ -246,7 +284,7 @@ def _build_tuner(manifest: Manifest, space: SearchSpace, options: SweepOptions):
         {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial},
     )
     base = TrialConfig.from_dict(space.fixed)
-    searcher = OptunaSearch(
+    searcher = _resumable_optuna_search(
         space=space.define,
         metric=options.metric,
         mode=options.mode,
@@ -326,10 +364,25 @@ def _fit(manifest: Manifest, tuner) -> None:
     finalize(manifest)
 
 
+def _close_lost_trial_runs(manifest: Manifest) -> None:
+    """A trial asked for after Tune's last snapshot of the experiment is lost with a killed
+    driver: the resumed experiment never runs it again (its Optuna trial is marked FAIL on
+    restore), so nothing else would ever close its child run."""
+    from ray.tune import ExperimentAnalysis
+
+    known = {trial.trial_id for trial in ExperimentAnalysis(manifest.sweep_dir).trials}
+    uri = manifest.tracking_uri
+    for run in tracking.child_runs(uri, manifest.experiment_id, manifest.parent_run_id):
+        if run.info.status == "RUNNING" and run.data.tags.get(tracking.TAG_TRIAL_ID) not in known:
+            log.warning("closing the MLflow run of lost trial %s", run.info.run_name)
+            tracking.end_trial_run(uri, run.info.run_id, "failed", "FAILED")
+
+
 def finalize(manifest: Manifest) -> pd.DataFrame:
     """Leaderboard and best config into the sweep folder and the parent run; close it."""
     from gansweep.platform.export import LEADERBOARD_FILE, ExportError, export_best, leaderboard
 
+    _close_lost_trial_runs(manifest)
     table = leaderboard(manifest)
     folder = Path(manifest.sweep_dir)
     table.drop(columns=["config"], errors="ignore").to_csv(folder / LEADERBOARD_FILE, index=False)

@@ -89,6 +89,12 @@ def check_tracking_store(uri: str, timeout: float = 5.0) -> None:
             raise TrackingError(
                 f"MLflow tracking server {uri} answered /health with {response.status_code}"
             )
+    if uri.startswith("sqlite:///"):
+        db = Path(uri.removeprefix("sqlite:///"))
+        if not db.exists():  # created by the first run; checking must not create it
+            if not db.parent.is_dir():
+                raise TrackingError(f"folder {db.parent} of tracking store {uri} does not exist")
+            return
     try:
         MlflowClient(uri).search_experiments(max_results=1)
     except Exception as err:  # auth errors, bad databases, ...: all mean "cannot log there"

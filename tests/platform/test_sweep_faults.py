@@ -1,0 +1,445 @@
+"""Fault injection with real processes: a sweep survives its driver dying (``gansweep
+resume``) and a trial's Ray worker dying (a retry from the trial's checkpoint).
+
+Nothing is mocked: each test runs ``gansweep`` as a subprocess in its own working
+directory (tmp_path), which starts a real local Ray cluster, writes a real MLflow SQLite
+store (``mlflow.db``) and a real Optuna study (``sweeps/<name>/optuna.db``). Faults are
+SIGKILLs, so no clean-up code of the killed process runs, as after a power cut.
+
+Each sweep runs in a session of its own (start_new_session): every process of its Ray
+cluster (GCS, raylet, dashboard, workers) has that session id, so a test can kill the
+whole sweep like a reboot does, and a fixture kills whatever is left at the end of a test,
+passed or failed.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gansweep.platform import tracking
+from gansweep.platform.cli import app
+from gansweep.platform.manifest import Manifest
+from gansweep.platform.sweep import space_of
+
+GANSWEEP = [sys.executable, "-m", "gansweep.platform.cli"]
+# Trials of a Ray Tune function trainable run in an actor with one of these process titles.
+TRIAL_WORKER_TITLES = ("ray::ImplicitFunc", "ray::_Inner")
+
+
+# ----------------------------------------------------------------- processes
+
+
+def session_processes(sid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of every live process in session `sid` (zombies are dead)."""
+    listing = subprocess.run(
+        ["ps", "-e", "-o", "pid=,sid=,stat=,args="], capture_output=True, text=True, check=True
+    ).stdout
+    found = []
+    for line in listing.splitlines():
+        pid, process_sid, stat, *args = line.split(None, 3)
+        if int(process_sid) == sid and not stat.startswith("Z"):
+            found.append((int(pid), args[0] if args else ""))
+    return found
+
+
+def kill_session(sid: int, timeout: float = 30.0) -> list[tuple[int, str]]:
+    """SIGKILL every process of session `sid` at once, as a reboot would, until none is
+    left; returns what was killed."""
+    killed: dict[int, str] = {}
+    deadline = time.monotonic() + timeout
+    while processes := session_processes(sid):
+        if time.monotonic() > deadline:
+            pytest.fail(f"processes of session {sid} survived SIGKILL: {processes}")
+        for pid, args in processes:
+            killed.setdefault(pid, args)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.2)
+    return sorted(killed.items())
+
+
+class Sweeps:
+    """Starts `gansweep` commands in tmp_path, each in a new session, and kills every
+    process of those sessions at the end of the test."""
+
+    def __init__(self, cwd: Path):
+        self.cwd = cwd
+        self.started: list[subprocess.Popen] = []
+        # A new local Ray cluster per command, never an unrelated one started on this
+        # machine with `ray start` (which ray.init() would otherwise join).
+        self.env = {**os.environ, "RAY_ADDRESS": "local", "RAY_USAGE_STATS_ENABLED": "0"}
+
+    def start(self, *args: str, log: str) -> subprocess.Popen:
+        with (self.cwd / log).open("w") as out:
+            proc = subprocess.Popen(
+                [*GANSWEEP, *args], cwd=self.cwd, env=self.env, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        proc.log = self.cwd / log
+        self.started.append(proc)
+        return proc
+
+    def wait(self, proc: subprocess.Popen, timeout: float) -> int:
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{proc.args[3:]} still running after {timeout:.0f} s\n{tail(proc)}")
+
+    def close(self) -> None:
+        for proc in self.started:
+            kill_session(proc.pid)
+            proc.wait()
+
+
+@pytest.fixture
+def sweeps(tmp_path, monkeypatch) -> Iterator[Sweeps]:
+    monkeypatch.chdir(tmp_path)
+    launcher = Sweeps(tmp_path)
+    yield launcher
+    launcher.close()
+
+
+def tail(proc: subprocess.Popen, lines: int = 60) -> str:
+    text = proc.log.read_text(errors="replace").splitlines()
+    return "\n".join([f"--- last {lines} lines of {proc.log.name}:", *text[-lines:]])
+
+
+def wait_for(what: str, check: Callable[[], bool], proc: subprocess.Popen, timeout: float) -> None:
+    """Poll `check` until it holds; fail clearly on timeout or if `proc` exits first."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if proc.poll() is not None:
+            pytest.fail(f"exited ({proc.returncode}) before {what}\n{tail(proc)}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {what} after {timeout:.0f} s\n{tail(proc)}")
+        time.sleep(0.5)
+
+
+# ------------------------------------------------------------ what a sweep left
+
+
+def sweep_args(name: str, steps: int, eval_every: int, *extra: str) -> list[str]:
+    return [
+        "sweep", "--name", name, "--scheduler", "fifo",
+        "--set", f"steps={steps}", "--set", f"eval_every={eval_every}", *extra,
+    ]  # fmt: skip
+
+
+def trial_folders(sweep_dir: Path) -> dict[str, Path]:
+    """Tune trial folders (``<combination>-<trial id>``) by trial id."""
+    if not sweep_dir.is_dir():
+        return {}
+    return {
+        p.name.rsplit("-", 1)[1]: p
+        for p in sweep_dir.iterdir()
+        if p.is_dir() and (p / "params.json").exists()
+    }
+
+
+def latest_checkpoints(sweep_dir: Path) -> dict[str, int]:
+    """The index of each trial's newest persisted checkpoint (checkpoint_000002: 2), by
+    trial id, for trials that have one."""
+    latest = {}
+    for tid, folder in trial_folders(sweep_dir).items():
+        indices = [int(p.name.split("_")[1]) for p in folder.glob("checkpoint_*")]
+        if indices:
+            latest[tid] = max(indices)
+    return latest
+
+
+def load_manifest(cwd: Path, name: str) -> Manifest | None:
+    try:
+        return Manifest.load(cwd / "sweeps", name)
+    except LookupError:
+        return None
+
+
+def children_by_trial(manifest: Manifest) -> dict[str, list]:
+    """The sweep's MLflow child runs grouped by their gansweep.trial_id tag."""
+    runs = tracking.child_runs(
+        manifest.tracking_uri, manifest.experiment_id, manifest.parent_run_id
+    )
+    grouped: dict[str, list] = {}
+    for run in runs:
+        grouped.setdefault(run.data.tags[tracking.TAG_TRIAL_ID], []).append(run)
+    return grouped
+
+
+def finished_trials(manifest: Manifest | None) -> set[str]:
+    """Trial ids whose MLflow child run the trial itself closed as finished."""
+    if manifest is None:
+        return set()
+    try:
+        grouped = children_by_trial(manifest)
+    except Exception:  # the driver holds the SQLite write lock right now: ask again later
+        return set()
+    return {
+        tid
+        for tid, runs in grouped.items()
+        if any(r.data.tags.get(tracking.TAG_STATUS) == "finished" for r in runs)
+    }
+
+
+def distance_steps(manifest: Manifest, run_id: str) -> list[int]:
+    client = tracking.MlflowClient(manifest.tracking_uri)
+    return sorted(m.step for m in client.get_metric_history(run_id, "distance"))
+
+
+def tune_trials(sweep_dir: Path) -> list:
+    from ray.tune import ExperimentAnalysis
+
+    return ExperimentAnalysis(str(sweep_dir)).trials
+
+
+def optuna_trials(manifest: Manifest) -> list:
+    import optuna
+
+    study = optuna.load_study(study_name=manifest.study_name, storage=manifest.study_storage)
+    return study.get_trials(deepcopy=False)
+
+
+def progress_steps(folder: Path) -> list[int]:
+    """The steps Tune recorded for a trial, in the order the driver received them."""
+    with (folder / "progress.csv").open() as f:
+        return [int(float(row["step"])) for row in csv.DictReader(f)]  # written as 200.0
+
+
+def check_trial_run(manifest: Manifest, runs: list, planned: list[int]) -> None:
+    """Exactly one child run, closed as finished, with every evaluation step once."""
+    assert len(runs) == 1, [r.info.run_id for r in runs]
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    assert run.data.tags[tracking.TAG_STATUS] == "finished"
+    assert distance_steps(manifest, run.info.run_id) == planned
+
+
+def kill_like_a_reboot(proc: subprocess.Popen, started: float) -> None:
+    """SIGKILL the sweep's whole session and check that nothing of it is left running."""
+    killed = kill_session(proc.pid)
+    proc.wait()
+    print(f"\nkilled the sweep after {time.monotonic() - started:.1f} s:")
+    print("\n".join(f"  {pid} {args[:100]}" for pid, args in killed))
+    assert session_processes(proc.pid) == []
+
+
+def state_at_kill(cwd: Path, name: str) -> tuple[Manifest, dict, set[str]]:
+    """What the killed sweep left: its manifest, its Optuna trials by number, and the
+    trial ids its restored Tune experiment will know. Printed for the record."""
+    manifest = load_manifest(cwd, name)
+    optuna_before = {t.number: t for t in optuna_trials(manifest)}
+    persisted = {t.trial_id: t.status for t in tune_trials(Path(manifest.sweep_dir))}
+    children = {t: [r.info.status for r in rs] for t, rs in children_by_trial(manifest).items()}
+    print("at the kill: Optuna", {n: (t.state.name, t.value) for n, t in optuna_before.items()})
+    print("  MLflow child runs", children)
+    print("  Tune (as persisted)", persisted)
+    print("  latest checkpoints", latest_checkpoints(Path(manifest.sweep_dir)))
+    return manifest, optuna_before, set(persisted)
+
+
+def resume_and_check(
+    sweeps: Sweeps, manifest: Manifest, optuna_before: dict, samples: int, planned: list[int]
+) -> list:
+    """Run `gansweep resume` and check that every planned trial ended exactly once in
+    Tune, Optuna and MLflow. Returns the child runs of lost trials (asked for after Tune's
+    last snapshot of the experiment, so never resumed)."""
+    resumed_at = time.monotonic()
+    proc = sweeps.start("resume", manifest.name, log="resume.log")
+    assert sweeps.wait(proc, 300) == 0, tail(proc)
+    print(f"resume took {time.monotonic() - resumed_at:.1f} s")
+
+    # Tune: every planned trial ran to its last step, once.
+    trials = tune_trials(Path(manifest.sweep_dir))
+    assert len(trials) == samples
+    assert [t.status for t in trials] == ["TERMINATED"] * samples
+    assert [t.last_result["step"] for t in trials] == [planned[-1]] * samples
+
+    # Optuna: one COMPLETE trial per Tune trial, with its params and final value; the
+    # trials completed before the kill kept their values; the only others are trials
+    # RUNNING at the kill that no Tune trial continued, marked FAIL.
+    after = optuna_trials(manifest)
+    print("after resume: Optuna", {t.number: (t.state.name, t.value) for t in after})
+    complete = [t for t in after if t.state.name == "COMPLETE"]
+    searched = {p.name for p in space_of(manifest).params}
+    optuna_side = sorted((sorted(t.params.items()), t.value) for t in complete)
+    tune_side = sorted(
+        (sorted((k, v) for k, v in t.config.items() if k in searched), t.last_result["distance"])
+        for t in trials
+    )
+    assert [params for params, _ in optuna_side] == [params for params, _ in tune_side]
+    assert [value for _, value in optuna_side] == pytest.approx([v for _, v in tune_side])
+    for number, trial in optuna_before.items():
+        if trial.state.name == "COMPLETE":
+            assert after[number].state.name == "COMPLETE"
+            assert after[number].value == pytest.approx(trial.value)
+    failed = {t.number: t.state.name for t in after if t.state.name != "COMPLETE"}
+    assert set(failed.values()) <= {"FAIL"}, failed
+    assert {optuna_before[n].state.name for n in failed} <= {"RUNNING"}, failed
+
+    # MLflow: the same parent run, finished; one finished child run per Tune trial with
+    # every evaluation step once.
+    client = tracking.MlflowClient(manifest.tracking_uri)
+    parents = client.search_runs(
+        [manifest.experiment_id], filter_string=f"tags.`{tracking.TAG_ROLE}` = 'sweep'"
+    )
+    assert [r.info.run_id for r in parents] == [manifest.parent_run_id]
+    assert parents[0].info.status == "FINISHED"
+    grouped = children_by_trial(manifest)
+    tune_ids = {t.trial_id for t in trials}
+    assert tune_ids <= grouped.keys()
+    for trial_id in tune_ids:
+        check_trial_run(manifest, grouped[trial_id], planned)
+    # A lost trial's child run (if it got one) is closed as failed, never left RUNNING,
+    # and belongs to one of the FAIL Optuna trials.
+    lost = [run for trial_id, runs in grouped.items() if trial_id not in tune_ids for run in runs]
+    print("lost trials' child runs:", {r.info.run_name: r.info.status for r in lost})
+    assert [(r.info.status, r.data.tags[tracking.TAG_STATUS]) for r in lost] == [
+        ("FAILED", "failed")
+    ] * len(lost)
+    failed_params = {n: {k: str(v) for k, v in after[n].params.items()} for n in failed}
+    matches = [
+        [n for n, params in failed_params.items() if params.items() <= r.data.params.items()]
+        for r in lost
+    ]
+    assert [len(m) for m in matches] == [1] * len(lost), matches
+    assert len({m[0] for m in matches}) == len(lost), matches
+    return lost
+
+
+# ------------------------------------------------------------------- the tests
+
+
+@pytest.mark.slow
+def test_a_sweep_whose_driver_is_killed_resumes_and_ends_every_trial_once(sweeps, tmp_path):
+    """Fault: the driver and its whole Ray cluster are SIGKILLed mid-sweep (a reboot),
+    after one trial finished and while another is midway with a checkpoint.
+    Must survive: `gansweep resume` ends every planned trial exactly once (Tune, Optuna,
+    MLflow agree), keeps the finished trials' results, continues the same MLflow parent
+    run, and exports a best.yaml that `gansweep train` accepts."""
+    name, samples, steps, eval_every = "crash", 4, 600, 100
+    planned = [eval_every * k for k in range(1, steps // eval_every + 1)]
+    sweep_dir = tmp_path / "sweeps" / name
+    started = time.monotonic()
+    proc = sweeps.start(
+        *sweep_args(name, steps, eval_every, "--num-samples", str(samples)),
+        "--max-concurrent", "2", log="sweep.log",
+    )  # fmt: skip
+
+    def one_finished_and_another_midway() -> bool:
+        # Midway: checkpointed, two evaluations or more from its end, so it cannot finish
+        # in the moment between this check and the kill.
+        finished = finished_trials(load_manifest(tmp_path, name))
+        latest = latest_checkpoints(sweep_dir)
+        midway = {t for t, i in latest.items() if t not in finished and i <= len(planned) - 3}
+        return bool(finished) and bool(midway)
+
+    wait_for("finished trial + one midway", one_finished_and_another_midway, proc, 300)
+    parent_run_id = load_manifest(tmp_path, name).parent_run_id
+    kill_like_a_reboot(proc, started)
+    manifest, optuna_before, _ = state_at_kill(tmp_path, name)
+    finished_before = finished_trials(manifest)
+
+    resume_and_check(sweeps, manifest, optuna_before, samples, planned)
+    assert finished_before <= {t.trial_id for t in tune_trials(sweep_dir)}
+    assert load_manifest(tmp_path, name).parent_run_id == parent_run_id == manifest.parent_run_id
+
+    # The exported best config retrains.
+    best = sweep_dir / "best.yaml"
+    assert best.is_file()
+    args = ["train", str(best), "--set", "steps=20", "--set", "eval_every=10"]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "retrain")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "retrain" / "metrics.json").is_file()
+
+
+@pytest.mark.slow
+def test_a_trial_started_after_the_last_snapshot_is_closed_as_failed_on_resume(sweeps, tmp_path):
+    """Fault: the driver is SIGKILLed (with its cluster) seconds after it started a trial,
+    before Tune saved that trial in its experiment state (it saves every 10 s or every
+    other trial checkpoint), so the resumed experiment does not know the trial.
+    Must survive: the resume still ends every planned trial exactly once; the lost
+    trial's Optuna trial is FAIL and its MLflow child run FAILED, none left RUNNING."""
+    name, samples, steps, eval_every = "lost", 3, 600, 100
+    planned = [eval_every * k for k in range(1, steps // eval_every + 1)]
+    sweep_dir = tmp_path / "sweeps" / name
+    started = time.monotonic()
+    proc = sweeps.start(
+        *sweep_args(name, steps, eval_every, "--num-samples", str(samples)),
+        "--max-concurrent", "1", log="sweep.log",
+    )  # fmt: skip
+
+    def a_new_trial_has_a_run_and_no_checkpoint() -> bool:
+        manifest = load_manifest(tmp_path, name)
+        finished = finished_trials(manifest)
+        if not finished:
+            return False
+        try:
+            running = set(children_by_trial(manifest)) - finished
+        except Exception:  # the driver holds the SQLite write lock right now
+            return False
+        return bool(running - latest_checkpoints(sweep_dir).keys())
+
+    wait_for("a second trial's run", a_new_trial_has_a_run_and_no_checkpoint, proc, 300)
+    kill_like_a_reboot(proc, started)
+    manifest, optuna_before, persisted = state_at_kill(tmp_path, name)
+    unknown = set(children_by_trial(manifest)) - persisted
+    if not unknown:
+        pytest.skip("Tune saved the new trial before the kill: no trial was lost this time")
+
+    lost = resume_and_check(sweeps, manifest, optuna_before, samples, planned)
+    assert sorted(r.data.tags[tracking.TAG_TRIAL_ID] for r in lost) == sorted(unknown)
+    failed = [t for t in optuna_trials(manifest) if t.state.name == "FAIL"]
+    assert len(failed) == len(unknown)
+
+
+@pytest.mark.slow
+def test_a_trial_whose_worker_is_killed_continues_from_its_checkpoint(sweeps, tmp_path):
+    """Fault: the Ray worker process running a trial is SIGKILLed after the trial's first
+    checkpoint (an out-of-memory kill, a lost node).
+    Must survive: Tune retries the trial from its checkpoint (--max-failures 2), the sweep
+    ends with exit code 0, and the trial keeps one MLflow child run whose metric history
+    has every evaluation step exactly once."""
+    name, steps, eval_every = "worker", 2000, 200
+    planned = [eval_every * k for k in range(1, steps // eval_every + 1)]
+    sweep_dir = tmp_path / "sweeps" / name
+    started = time.monotonic()
+    proc = sweeps.start(
+        *sweep_args(name, steps, eval_every, "--num-samples", "1"),
+        "--max-failures", "2", log="sweep.log",
+    )  # fmt: skip
+    wait_for("trial checkpoint", lambda: bool(latest_checkpoints(sweep_dir)), proc, 240)
+
+    workers = [
+        (pid, args)
+        for pid, args in session_processes(proc.pid)
+        if args.startswith(TRIAL_WORKER_TITLES)
+    ]
+    print(f"\ntrial workers after the first checkpoint ({time.monotonic() - started:.1f} s):")
+    print("\n".join(f"  {pid} {args}" for pid, args in workers))
+    assert len(workers) == 1, session_processes(proc.pid)
+    os.kill(workers[0][0], signal.SIGKILL)
+
+    assert sweeps.wait(proc, 300) == 0, tail(proc)
+    print(f"sweep took {time.monotonic() - started:.1f} s")
+
+    manifest = load_manifest(tmp_path, name)
+    [trial] = tune_trials(sweep_dir)
+    assert trial.status == "TERMINATED"
+    assert trial.num_failures == 1
+    assert trial.last_result["step"] == steps
+    # Continued, not restarted: Tune never saw a step twice or out of order.
+    assert progress_steps(trial_folders(sweep_dir)[trial.trial_id]) == planned
+    grouped = children_by_trial(manifest)
+    assert sorted(grouped) == [trial.trial_id]
+    check_trial_run(manifest, grouped[trial.trial_id], planned)
