@@ -225,15 +225,10 @@ def _close_trial_runs_callback(manifest: Manifest):
                 log.warning("could not close the MLflow run of %s: %s", trial, err)
 
         def on_trial_complete(self, iteration, trials, trial, **info):
-            result = trial.last_result or {}
+            from gansweep.platform.export import trial_outcome
+
             planned = TrialConfig.from_dict(trial.config).steps
-            if result.get("diverged"):
-                status = "diverged"
-            elif result.get("step", 0) < planned:
-                status = "stopped_early"
-            else:
-                status = "finished"
-            self._close(trial, status, "FINISHED")
+            self._close(trial, trial_outcome(trial.last_result or {}, planned), "FINISHED")
 
         def on_trial_error(self, iteration, trials, trial, **info):
             self._close(trial, "failed", "FAILED")

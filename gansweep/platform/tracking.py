@@ -234,6 +234,10 @@ class TrialRun:
         for path in files:
             with_retries(lambda p=path: self.client.log_artifact(self.run_id, str(p)))
 
+    def set_tags(self, tags: dict[str, str]) -> None:
+        batch = [RunTag(k, v) for k, v in tags.items()]
+        with_retries(lambda: self.client.log_batch(self.run_id, tags=batch))
+
     def finish(self, status: str, run_status: str = "FINISHED") -> None:
         tags = [RunTag(TAG_STATUS, status)]
         with_retries(lambda: self.client.log_batch(self.run_id, tags=tags))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import ray
 import torch
 from ray import tune
 
@@ -80,6 +81,8 @@ def train_gan(config: dict[str, Any], context: SweepContext) -> None:
         params=cfg.model_dump(),
         run_id=run_id,
     )
+    # Where this attempt runs: on a cluster, the first thing to know about a failure.
+    run.set_tags({"ray.node_id": ray.get_runtime_context().get_node_id()})
     with tempfile.TemporaryDirectory(prefix="gansweep-") as scratch:
         scratch = Path(scratch)
         while not trainer.done:
