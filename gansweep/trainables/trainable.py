@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,43 @@ def load_trial_checkpoint(folder: Path) -> dict[str, Any]:
         raise CheckpointError(f"cannot read checkpoint {path}: {err}") from err
 
 
+def restore_checkpoint(checkpoint: tune.Checkpoint) -> dict[str, Any]:
+    """The state in Tune's latest checkpoint, or, if that one cannot be read (a truncated
+    or corrupted file), in the newest earlier checkpoint of the same trial that can.
+
+    Raises CheckpointError naming every file tried when none can be read: the trial then
+    fails visibly instead of silently starting over.
+    """
+    from pyarrow.fs import FileSelector, FileType
+
+    errors = []
+    candidates = [checkpoint]
+    parent, name = checkpoint.path.rsplit("/", 1)
+    listing = checkpoint.filesystem.get_file_info(FileSelector(parent))
+    older = sorted(
+        (
+            i.path
+            for i in listing
+            if i.type == FileType.Directory
+            and i.base_name.startswith("checkpoint_")
+            and i.base_name < name
+        ),
+        reverse=True,
+    )
+    candidates += [tune.Checkpoint(p, checkpoint.filesystem) for p in older]
+    for candidate in candidates:
+        with candidate.as_directory() as folder:
+            try:
+                state = load_trial_checkpoint(Path(folder))
+            except CheckpointError as err:
+                errors.append(str(err))
+                continue
+        if errors:
+            warnings.warn(f"fell back to {candidate.path}: {'; '.join(errors)}", stacklevel=2)
+        return state
+    raise CheckpointError("no readable checkpoint: " + "; ".join(errors))
+
+
 def trial_run_name(config: dict[str, Any], trial_id: str) -> str:
     """``<combination>-<trial id>``, the name of the trial in Tune and in MLflow."""
     return f"{TrialConfig.from_dict(config).combination}-{trial_id}"
@@ -67,8 +105,7 @@ def train_gan(config: dict[str, Any], context: SweepContext) -> None:
     run_id = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            saved = load_trial_checkpoint(Path(folder))
+        saved = restore_checkpoint(checkpoint)
         trainer.load_state_dict(saved["trainer"])  # re-applies the configured lr
         run_id = saved["mlflow_run_id"]
 
