@@ -1,0 +1,126 @@
+"""Bad input, table-driven, across every command: exit code 2, one clear message naming
+the bad value (and the valid ones where there is a list), no traceback, nothing launched,
+no MLflow store, sweep folder or output folder left behind."""
+
+import pytest
+from typer.testing import CliRunner
+
+from gansweep.platform.cli import app
+
+SPACE_FILES = {
+    "malformed.yaml": "params: {loss: {choice: [ns, wgan}\n",
+    "list.yaml": "- loss\n- penalty\n",
+    "unknown_param.yaml": "params:\n  learning_rate: {uniform: [0.1, 0.2]}\n",
+    "unknown_choice.yaml": "params:\n  loss: {choice: [ns, wasserstein]}\n",
+    "inverted.yaml": "params:\n  lr_g: {loguniform: [1.0e-2, 1.0e-4]}\n",
+    "empty_range.yaml": "params:\n  lr_g: {uniform: [0.1, 0.1]}\n",
+    "empty_choice.yaml": "params:\n  loss: {choice: []}\n",
+    "bad_condition.yaml": "params:\n  beta1: {uniform: [0.1, 0.9], when: {optimiser: [adam]}}\n",
+    "zero_log.yaml": "params:\n  lr_d: {loguniform: [0.0, 0.1]}\n",
+    "bad_fixed.yaml": "fixed: {batch_size: -4}\nparams:\n  loss: {choice: [ns]}\n",
+    "two_kinds.yaml": "params:\n  lr_g: {uniform: [0.1, 0.2], choice: [0.1]}\n",
+    "bad_top.yaml": "paramz:\n  loss: {choice: [ns]}\n",
+}
+TRAIN_FILES = {
+    "train_list.yaml": "- ns\n",
+    "train_malformed.yaml": "loss: [ns\n",
+    "train_types.yaml": "steps: many\n",
+}
+
+CASES = [
+    # --- train
+    (["train", "--set", "loss=bogus"], "unknown loss 'bogus'; valid: minimax, ns, wgan"),
+    (["train", "--set", "batch_size=0"], "batch_size: Input should be greater than or equal"),
+    (["train", "--set", "lr_g=-1"], "lr_g: Input should be greater than 0"),
+    (["train", "--set", "architecture=vit"], "unknown architecture 'vit'; valid: mlp, dcgan"),
+    (["train", "--set", "dataset=celeba"], "unknown dataset 'celeba'; valid: ring8"),
+    (["train", "--set", "conditional=true"], "conditional=True needs a labelled dataset"),
+    (["train", "--set", "colour=red"], "colour: unknown key; valid keys: dataset"),
+    (["train", "--set", "steps"], "expected key=value"),
+    (["train", "missing.yaml"], "config file 'missing.yaml' does not exist"),
+    (["train", "train_list.yaml"], "must hold a mapping of key: value, not list"),
+    (["train", "train_malformed.yaml"], "is not valid YAML"),
+    (["train", "train_types.yaml"], "steps: Input should be a valid integer"),
+    (
+        [
+            "train",
+            "--set",
+            "augment=zoom",
+            "--set",
+            "dataset=digits",
+            "--set",
+            "architecture=dcgan",
+        ],
+        "unknown augmentation 'zoom'",
+    ),  # fmt: skip
+    # --- sweep options
+    (["sweep", "--space", "nope"], "unknown search space 'nope'"),
+    (["sweep", "--sampler", "anneal"], "unknown sampler 'anneal'; valid: tpe, random, gp"),
+    (["sweep", "--scheduler", "pbt"], "unknown scheduler 'pbt'; valid: asha, hyperband, fifo"),
+    (["sweep", "--mode", "best"], "unknown mode 'best'; valid: min, max"),
+    (["sweep", "--num-samples", "0"], "--num-samples must be > 0, got 0"),
+    (["sweep", "--max-concurrent", "-2"], "--max-concurrent must be > 0, got -2"),
+    (["sweep", "--cpus-per-trial", "0"], "--cpus-per-trial must be > 0"),
+    (["sweep", "--time-budget", "-5"], "--time-budget must be > 0"),
+    (["sweep", "--set", "loss=wgan"], "--set loss: searched by space 'quick'"),
+    (["sweep", "--set", "steps=-5"], "steps: Input should be greater than or equal to 1"),
+    (["sweep", "--sampler", "grid"], "sampler 'grid' needs a space of choice/int parameters"),
+    (["sweep", "--name", "a b"], "sweep name 'a b' is not valid"),
+    (["sweep", "--tracking-uri", "http://127.0.0.1:9"], "does not answer"),
+    (["sweep", "--tracking-uri", "./mlruns"], "tracking URI './mlruns' is not supported"),
+    (["sweep", "--address", "127.0.0.1:9"], "Ray cluster at 127.0.0.1:9 does not answer"),
+    (["sweep", "--address", "nowhere"], "is not host:port or ray://host:port"),
+    (["sweep", "--storage", "s3://bucket/x"], "object stores are not supported yet"),
+    # --- search space files
+    *[(["sweep", "--space", name], "") for name in SPACE_FILES],
+    # --- export, resume
+    (["export", "ghost"], "no sweep named 'ghost'"),
+    (["resume", "ghost"], "no sweep named 'ghost'"),
+]
+SPACE_MESSAGES = {
+    "malformed.yaml": "not valid YAML",
+    "list.yaml": "mapping",
+    "unknown_param.yaml": "learning_rate",
+    "unknown_choice.yaml": "wasserstein",
+    "inverted.yaml": "lr_g",
+    "empty_range.yaml": "lr_g",
+    "empty_choice.yaml": "loss",
+    "bad_condition.yaml": "optimiser",
+    "zero_log.yaml": "lr_d",
+    "bad_fixed.yaml": "batch_size",
+    "two_kinds.yaml": "lr_g",
+    "bad_top.yaml": "paramz",
+}
+
+
+def test_the_table_has_at_least_thirty_bad_inputs():
+    assert len(CASES) >= 30
+
+
+@pytest.mark.parametrize(("args", "message"), CASES, ids=[" ".join(a) for a, _ in CASES])
+def test_bad_input_exits_2_with_one_clear_message_and_leaves_nothing(
+    tmp_path, monkeypatch, args, message
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    for name, text in {**SPACE_FILES, **TRAIN_FILES}.items():
+        (tmp_path / name).write_text(text)
+    before = set(tmp_path.iterdir())
+
+    result = CliRunner().invoke(app, [*args, *(["--out", "out"] if args[0] == "train" else [])])
+
+    assert result.exit_code == 2, result.output
+    expected = message or SPACE_MESSAGES[args[-1]]
+    assert expected in result.stderr
+    assert result.stderr.startswith("error: ")
+    assert "Traceback" not in result.output
+    assert set(tmp_path.iterdir()) == before  # no mlflow.db, sweeps/, out/ or runs/
+
+
+def test_nothing_was_launched(tmp_path, monkeypatch):
+    """A refused sweep never starts Ray."""
+    import ray
+
+    monkeypatch.chdir(tmp_path)
+    CliRunner().invoke(app, ["sweep", "--sampler", "anneal"])
+    assert not ray.is_initialized()
