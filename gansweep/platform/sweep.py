@@ -30,13 +30,23 @@ from gansweep.trainables.metrics import PRIMARY_METRIC, PRIMARY_MODE
 
 log = logging.getLogger(__name__)
 
-SAMPLERS: dict[str, Callable[[int | None], optuna.samplers.BaseSampler]] = {
-    "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed),
-    "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
-    "gp": lambda seed: optuna.samplers.GPSampler(seed=seed),
-    "cmaes": lambda seed: optuna.samplers.CmaEsSampler(seed=seed),
+
+def startup_trials(num_samples: int) -> int:
+    """Random trials before a model-based sampler starts modelling: Optuna's default of 10
+    would make every sweep of 10 trials or fewer a random search. A quarter of the
+    budget, at least 2, at most Optuna's 10."""
+    return max(2, min(10, num_samples // 4))
+
+
+SAMPLERS: dict[str, Callable[[int | None, int], optuna.samplers.BaseSampler]] = {
+    "tpe": lambda seed, n: optuna.samplers.TPESampler(
+        seed=seed, n_startup_trials=startup_trials(n)
+    ),
+    "random": lambda seed, n: optuna.samplers.RandomSampler(seed=seed),
+    "gp": lambda seed, n: optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup_trials(n)),
+    "cmaes": lambda seed, n: optuna.samplers.CmaEsSampler(seed=seed),
     # Every combination once; Optuna's brute force handles conditional parameters.
-    "grid": lambda seed: optuna.samplers.BruteForceSampler(seed=seed),
+    "grid": lambda seed, n: optuna.samplers.BruteForceSampler(seed=seed),
 }
 SCHEDULERS = ("asha", "hyperband", "fifo")
 MODES = ("min", "max")
@@ -283,7 +293,7 @@ def _build_tuner(manifest: Manifest, space: SearchSpace, options: SweepOptions):
         space=space.define,
         metric=options.metric,
         mode=options.mode,
-        sampler=SAMPLERS[options.sampler](options.seed),
+        sampler=SAMPLERS[options.sampler](options.seed, options.num_samples),
         study_name=manifest.study_name,
         storage=optuna.storages.RDBStorage(manifest.study_storage),
     )
