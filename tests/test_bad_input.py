@@ -1,6 +1,7 @@
-"""Bad input, table-driven, across every command: exit code 2, one clear message naming
-the bad value (and the valid ones where there is a list), no traceback, nothing launched,
-no MLflow store, sweep folder or output folder left behind."""
+"""Bad input, table-driven, across every command (train, sweep, search space files,
+export, resume, report): exit code 2, one clear message naming the bad value (and the
+valid ones where there is a list), no traceback, nothing launched, no MLflow store,
+sweep folder or output folder left behind."""
 
 import pytest
 from typer.testing import CliRunner
@@ -76,6 +77,8 @@ CASES = [
     # --- export, resume
     (["export", "ghost"], "no sweep named 'ghost'"),
     (["resume", "ghost"], "no sweep named 'ghost'"),
+    (["report", "ghost"], "no sweep named 'ghost'"),
+    (["report", "ghost", "--storage", "elsewhere"], "known sweeps there: none"),
 ]
 SPACE_MESSAGES = {
     "malformed.yaml": "not valid YAML",

@@ -156,6 +156,8 @@ def _print_where(manifest) -> None:
     best = folder / BEST_FILE
     if best.exists():
         typer.echo(f"best config:      {best}  (retrain: gansweep train {best})")
+    if (folder / "report.html").exists():
+        typer.echo(f"report:           {folder / 'report.html'}")
     typer.echo(f"sweep folder:     {folder}")
     typer.echo(f"MLflow:           experiment {manifest.name!r} in {manifest.tracking_uri}")
     typer.echo(f"                  open it: gansweep ui --tracking-uri {manifest.tracking_uri}")
@@ -275,6 +277,28 @@ def export(
             raise fail(f"trial {provenance['trial_id']} has no MLflow run to register from")
         version = register_generator(manifest, provenance["mlflow_run_id"], register)
         typer.echo(f"registered model {register!r} version {version} with alias 'champion'")
+
+
+@app.command()
+def report(
+    name: str = typer.Argument(..., help="The sweep to report on."),
+    output: Path | None = typer.Option(
+        None, "-o", "--output", help="HTML file [default: report.html in the sweep folder]."
+    ),
+    no_mlflow: bool = typer.Option(
+        False, "--no-mlflow", help="Do not log the page to the sweep's MLflow parent run."
+    ),
+    storage: str = typer.Option("sweeps", "--storage", help=STORAGE_HELP),
+) -> None:
+    """Write the sweep's HTML report (opens from disk, offline) and log it to MLflow."""
+    from gansweep.dashboards import ReportError, write_report
+
+    manifest = _load_manifest(name, storage)
+    try:
+        path = write_report(manifest, output, log_to_mlflow=not no_mlflow)
+    except ReportError as err:
+        raise fail(str(err)) from None
+    typer.echo(f"wrote {path}")
 
 
 @app.command()

@@ -283,7 +283,9 @@ def _build_tuner(manifest: Manifest, space: SearchSpace, options: SweepOptions):
 
     from gansweep.trainables.trainable import SweepContext, train_gan, trial_run_name
 
-    context = SweepContext(manifest.tracking_uri, manifest.experiment_id, manifest.parent_run_id)
+    context = SweepContext(
+        manifest.tracking_uri, manifest.experiment_id, manifest.parent_run_id, manifest.name
+    )
     trainable = tune.with_resources(
         tune.with_parameters(train_gan, context=context),
         {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial},
@@ -399,6 +401,12 @@ def finalize(manifest: Manifest) -> pd.DataFrame:
         log.warning("%s", err)
     manifest.status = "finished"
     manifest.save()
+    try:
+        from gansweep.dashboards import write_report
+
+        artifacts.append(write_report(manifest, log_to_mlflow=False))
+    except Exception as err:  # a report must never fail a finished sweep
+        log.warning("could not write the report: %s", err)
     tracking.log_sweep_artifacts(manifest.tracking_uri, manifest.parent_run_id, artifacts)
     tracking.finish_sweep_run(manifest.tracking_uri, manifest.parent_run_id)
     return table

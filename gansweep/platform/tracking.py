@@ -18,6 +18,8 @@ steps that the run already has are not logged again.
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -28,6 +30,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 TAG_ROLE = "gansweep.role"
 TAG_SWEEP = "gansweep.sweep"
@@ -77,8 +80,25 @@ def artifact_location_for(uri: str, experiment_name: str) -> str | None:
 
 
 def check_tracking_store(uri: str, timeout: float = 5.0) -> None:
-    """Fail fast, before any trial or run exists, if the store does not answer."""
-    if urlparse(uri).scheme in ("http", "https"):
+    """Fail fast, before any trial or run exists, if the store does not answer or refuses us.
+
+    Credentials come from the environment only (MLflow's standard variables, or PGPASSWORD
+    for a database): a URI is recorded in the manifest and printed, so one that carries a
+    password is refused rather than written down.
+    """
+    parsed = urlparse(uri)
+    if parsed.password:
+        where = (
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+            if parsed.scheme in ("http", "https")
+            else "the environment (e.g. PGPASSWORD for postgresql)"
+        )
+        shown = parsed._replace(netloc=parsed.netloc.rsplit("@", 1)[1]).geturl()
+        raise TrackingError(
+            f"tracking URI {shown} carries a password: put the credentials in {where} "
+            "instead; the URI is recorded in the sweep manifest"
+        )
+    if parsed.scheme in ("http", "https"):
         import requests
 
         try:
@@ -98,7 +118,31 @@ def check_tracking_store(uri: str, timeout: float = 5.0) -> None:
     try:
         MlflowClient(uri).search_experiments(max_results=1)
     except Exception as err:  # auth errors, bad databases, ...: all mean "cannot log there"
-        raise TrackingError(f"cannot use MLflow tracking store {uri}: {err}") from None
+        raise TrackingError(_store_refusal(uri, err)) from None
+
+
+def _store_refusal(uri: str, err: Exception) -> str:
+    """Why the store refused us, in words that say what to do (no traceback, no secret)."""
+    code = getattr(err, "error_code", None)
+    if code == "UNAUTHENTICATED":
+        user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+        if user and os.environ.get("MLFLOW_TRACKING_PASSWORD"):
+            return (
+                f"MLflow tracking server {uri} rejected the credentials of user {user!r} "
+                "(authentication failed): check MLFLOW_TRACKING_USERNAME and "
+                "MLFLOW_TRACKING_PASSWORD"
+            )
+        return (
+            f"MLflow tracking server {uri} needs credentials (authentication required): set "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD in the environment"
+        )
+    if code == "PERMISSION_DENIED":
+        user = os.environ.get("MLFLOW_TRACKING_USERNAME", "anonymous")
+        return (
+            f"MLflow tracking server {uri} denies user {user!r} access to experiments: ask its "
+            "administrator for permission"
+        )
+    return f"cannot use MLflow tracking store {uri}: {err}"
 
 
 def with_retries(action: Callable[[], T], attempts: int = 5, first_wait: float = 0.5) -> T:
@@ -107,10 +151,18 @@ def with_retries(action: Callable[[], T], attempts: int = 5, first_wait: float =
     for attempt in range(attempts):
         try:
             return action()
-        except Exception:
+        except Exception as err:
             if attempt == attempts - 1:
                 raise
-            time.sleep(first_wait * 2**attempt)
+            wait = first_wait * 2**attempt
+            # Said out loud: a store that keeps failing should be noticed before it fails
+            # a trial. One line (SQLAlchemy errors carry the whole statement).
+            reason = f"{type(err).__name__}: {(str(err).splitlines() or [''])[0]}"
+            log.warning(
+                "tracking call failed (%s); retrying in %.1f s, retry %d of %d",
+                reason, wait, attempt + 1, attempts - 1,
+            )  # fmt: skip
+            time.sleep(wait)
     raise AssertionError("unreachable")
 
 
@@ -136,6 +188,8 @@ def start_sweep_run(
         )
     else:
         experiment_id = experiment.experiment_id
+    # Opens the experiment in the UI's "Model training" view, not the GenAI one.
+    client.set_experiment_tag(experiment_id, "mlflow.experimentKind", "custom_model_development")
     run = client.create_run(
         experiment_id,
         run_name=sweep_name,
@@ -185,6 +239,7 @@ class TrialRun:
         run_name: str,
         params: dict[str, Any],
         run_id: str | None = None,
+        sweep_name: str = "",
     ):
         self.client = MlflowClient(uri)
         self.run_id = run_id or self._find(experiment_id, parent_run_id, trial_id)
@@ -193,6 +248,7 @@ class TrialRun:
                 PARENT_TAG: parent_run_id,
                 TAG_ROLE: "trial",
                 TAG_TRIAL_ID: trial_id,
+                TAG_SWEEP: sweep_name,
                 "combination": run_name.rsplit("-", 1)[0],
                 **{axis: _as_param(params.get(axis)) for axis in AXES},
             }

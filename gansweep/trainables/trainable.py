@@ -37,6 +37,7 @@ class SweepContext:
     tracking_uri: str
     experiment_id: str
     parent_run_id: str
+    sweep_name: str = ""
 
 
 def save_trial_checkpoint(folder: Path, trainer: GANTrainer, run_id: str, metrics: dict) -> None:
@@ -117,6 +118,7 @@ def train_gan(config: dict[str, Any], context: SweepContext) -> None:
         run_name=trial_run_name(config, trial_id),
         params=cfg.model_dump(),
         run_id=run_id,
+        sweep_name=context.sweep_name,
     )
     # Where this attempt runs: on a cluster, the first thing to know about a failure.
     run.set_tags({"ray.node_id": ray.get_runtime_context().get_node_id()})

@@ -63,6 +63,7 @@ def test_the_experiment_has_one_parent_and_one_child_per_trial(finished_sweep):
         assert set(TrialConfig.model_fields) <= child.data.params.keys()
         assert child.info.run_name.startswith(child.data.tags["combination"] + "-")
         assert child.data.tags["loss"] == child.data.params["loss"]
+        assert child.data.tags["gansweep.sweep"] == "e2e"
 
 
 def test_child_runs_hold_metrics_per_evaluation_and_artifacts(finished_sweep):
@@ -81,6 +82,7 @@ def test_parent_run_holds_the_space_leaderboard_and_best_config(finished_sweep):
     client = mlflow.MlflowClient(manifest["tracking_uri"])
     artifacts = {a.path for a in client.list_artifacts(manifest["parent_run_id"])}
     assert {"space.yaml", "leaderboard.csv", "best.yaml", "gansweep.json"} <= artifacts
+    assert "report.html" in artifacts  # the sweep writes its report at the end
     params = client.get_run(manifest["parent_run_id"]).data.params
     assert params["num_samples"] == "4" and params["sampler"] == "tpe"
 
