@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from gansweep.trainables.augment import AUGMENTATIONS
 from gansweep.trainables.data import DATASETS
@@ -25,6 +33,16 @@ from gansweep.trainables.optimizers import OPTIMIZERS
 from gansweep.trainables.regularizers import D_NORMS, G_NORMS, PENALTIES
 
 PENALTY_CHOICES = ("none", *PENALTIES)
+# Fields that name a component: the registry (or tuple) is the list of valid values.
+CHOICES: dict[str, Any] = {
+    "dataset": DATASETS,
+    "architecture": ARCHITECTURES,
+    "loss": LOSSES,
+    "optimizer": OPTIMIZERS,
+    "penalty": PENALTY_CHOICES,
+    "g_norm": G_NORMS,
+    "d_norm": D_NORMS,
+}
 
 
 class ConfigError(ValueError):
@@ -111,40 +129,10 @@ class TrialConfig(BaseModel):
 
     # ------------------------------------------------------------------ field checks
 
-    @field_validator("dataset")
+    @field_validator(*CHOICES)
     @classmethod
-    def _dataset(cls, v: str) -> str:
-        return _one_of("dataset", v, DATASETS)
-
-    @field_validator("architecture")
-    @classmethod
-    def _architecture(cls, v: str) -> str:
-        return _one_of("architecture", v, ARCHITECTURES)
-
-    @field_validator("loss")
-    @classmethod
-    def _loss(cls, v: str) -> str:
-        return _one_of("loss", v, LOSSES)
-
-    @field_validator("optimizer")
-    @classmethod
-    def _optimizer(cls, v: str) -> str:
-        return _one_of("optimizer", v, OPTIMIZERS)
-
-    @field_validator("penalty")
-    @classmethod
-    def _penalty(cls, v: str) -> str:
-        return _one_of("penalty", v, PENALTY_CHOICES)
-
-    @field_validator("g_norm")
-    @classmethod
-    def _g_norm(cls, v: str) -> str:
-        return _one_of("g_norm", v, G_NORMS)
-
-    @field_validator("d_norm")
-    @classmethod
-    def _d_norm(cls, v: str) -> str:
-        return _one_of("d_norm", v, D_NORMS)
+    def _registered(cls, v: str, info: ValidationInfo) -> str:
+        return _one_of(info.field_name, v, CHOICES[info.field_name])
 
     @field_validator("augment")
     @classmethod

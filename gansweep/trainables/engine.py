@@ -46,6 +46,18 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def model_spec(cfg: TrialConfig, data_shape: tuple[int, ...], num_classes: int) -> ModelSpec:
+    """What the network families need from a config and the data it trains on."""
+    return ModelSpec(
+        data_shape=data_shape,
+        z_dim=cfg.z_dim,
+        width=cfg.width,
+        num_classes=num_classes,
+        g_norm=cfg.g_norm,
+        d_norm=cfg.d_norm,
+    )
+
+
 def _seeds(seed: int) -> tuple[int, int, int]:
     """Independent seeds for initialization, training draws and evaluation draws."""
     init, train, evaluation = np.random.SeedSequence(seed).generate_state(3)
@@ -63,14 +75,7 @@ class GANTrainer:
         self.num_classes = self.data.num_classes if cfg.conditional else 0
 
         init_seed, train_seed, self._eval_seed = _seeds(cfg.seed)
-        spec = ModelSpec(
-            data_shape=self.data.shape,
-            z_dim=cfg.z_dim,
-            width=cfg.width,
-            num_classes=self.num_classes,
-            g_norm=cfg.g_norm,
-            d_norm=cfg.d_norm,
-        )
+        spec = model_spec(cfg, self.data.shape, self.num_classes)
         arch = ARCHITECTURES[cfg.architecture]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(init_seed)
@@ -287,14 +292,7 @@ def load_generator(path: str | Path, device: str = "cpu") -> torch.nn.Module:
     in eval mode. Call it as G(z [B, z_dim], labels [B] | None)."""
     state = torch.load(path, map_location=device, weights_only=True)
     cfg = TrialConfig.from_dict(state["config"])
-    spec = ModelSpec(
-        data_shape=tuple(state["data_shape"]),
-        z_dim=cfg.z_dim,
-        width=cfg.width,
-        num_classes=state["num_classes"],
-        g_norm=cfg.g_norm,
-        d_norm=cfg.d_norm,
-    )
+    spec = model_spec(cfg, tuple(state["data_shape"]), state["num_classes"])
     generator = ARCHITECTURES[cfg.architecture].generator(spec)
     generator.load_state_dict(state["generator"])
     return generator.to(device).eval()
