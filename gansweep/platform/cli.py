@@ -262,11 +262,13 @@ def export(
 ) -> None:
     """Write the best trial's full config as YAML (`gansweep train` retrains it)."""
     from gansweep.platform.export import ExportError, export_best, register_generator
+    from gansweep.platform.tracking import TrackingError, check_tracking_store
 
     manifest = _load_manifest(name, storage)
     try:
+        check_tracking_store(manifest.tracking_uri)
         path, provenance = export_best(manifest, output)
-    except ExportError as err:
+    except (ExportError, TrackingError) as err:
         raise fail(str(err)) from None
     typer.echo(
         f"wrote {path}: trial {provenance['trial_id']}, {provenance['metric']} = "
