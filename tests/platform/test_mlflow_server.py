@@ -270,6 +270,11 @@ def test_with_credentials_a_sweep_runs_and_the_password_is_written_nowhere(
     manifest = json.loads((sweep_dir / "gansweep.json").read_text())
     assert manifest["status"] == "finished"
 
+    # Reading the sweep back needs the credentials too: without them, a clear refusal.
+    export = gansweep("export", "guarded", "--storage", str(storage), cwd=cwd, env=clean_env())
+    assert export.returncode == 2 and "needs credentials" in export.stderr
+    assert "Traceback" not in export.stderr
+
     with pytest.MonkeyPatch.context() as patch:
         for name, value in credentials.items():
             patch.setenv(name, value)
