@@ -1,29 +1,42 @@
 """Fault injection with real processes: a sweep survives its driver dying (``gansweep
-resume``) and a trial's Ray worker dying (a retry from the trial's checkpoint).
+resume``), a trial's Ray worker dying (a retry from the trial's checkpoint), and a
+truncated checkpoint (the retry falls back to the previous one).
 
 Nothing is mocked: each test runs ``gansweep`` as a subprocess in its own working
 directory (tmp_path), which starts a real local Ray cluster, writes a real MLflow SQLite
 store (``mlflow.db``) and a real Optuna study (``sweeps/<name>/optuna.db``). Faults are
-SIGKILLs, so no clean-up code of the killed process runs, as after a power cut.
-
-Each sweep runs in a session of its own (start_new_session): every process of its Ray
-cluster (GCS, raylet, dashboard, workers) has that session id, so a test can kill the
-whole sweep like a reboot does, and a fixture kills whatever is left at the end of a test,
-passed or failed.
+SIGKILLs, so no clean-up code of the killed process runs, as after a power cut. The
+`sweeps` fixture (conftest.py) kills whatever is left at the end of a test.
 """
 
 from __future__ import annotations
 
-import csv
 import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from faultkit import (
+    Sweeps,
+    check_trial_run,
+    children_by_trial,
+    finished_trials,
+    kill_session,
+    latest_checkpoints,
+    load_manifest,
+    optuna_trials,
+    planned_steps,
+    progress_steps,
+    session_processes,
+    sweep_args,
+    tail,
+    trial_folders,
+    trial_workers,
+    tune_trials,
+    wait_for,
+)
 from typer.testing import CliRunner
 
 from gansweep.platform import tracking
@@ -31,198 +44,7 @@ from gansweep.platform.cli import app
 from gansweep.platform.manifest import Manifest
 from gansweep.platform.sweep import space_of
 
-GANSWEEP = [sys.executable, "-m", "gansweep.platform.cli"]
-# Trials of a Ray Tune function trainable run in an actor with one of these process titles.
-TRIAL_WORKER_TITLES = ("ray::ImplicitFunc", "ray::_Inner")
-
-
-# ----------------------------------------------------------------- processes
-
-
-def session_processes(sid: int) -> list[tuple[int, str]]:
-    """(pid, command line) of every live process in session `sid` (zombies are dead)."""
-    listing = subprocess.run(
-        ["ps", "-e", "-o", "pid=,sid=,stat=,args="], capture_output=True, text=True, check=True
-    ).stdout
-    found = []
-    for line in listing.splitlines():
-        pid, process_sid, stat, *args = line.split(None, 3)
-        if int(process_sid) == sid and not stat.startswith("Z"):
-            found.append((int(pid), args[0] if args else ""))
-    return found
-
-
-def kill_session(sid: int, timeout: float = 30.0) -> list[tuple[int, str]]:
-    """SIGKILL every process of session `sid` at once, as a reboot would, until none is
-    left; returns what was killed."""
-    killed: dict[int, str] = {}
-    deadline = time.monotonic() + timeout
-    while processes := session_processes(sid):
-        if time.monotonic() > deadline:
-            pytest.fail(f"processes of session {sid} survived SIGKILL: {processes}")
-        for pid, args in processes:
-            killed.setdefault(pid, args)
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.2)
-    return sorted(killed.items())
-
-
-class Sweeps:
-    """Starts `gansweep` commands in tmp_path, each in a new session, and kills every
-    process of those sessions at the end of the test."""
-
-    def __init__(self, cwd: Path):
-        self.cwd = cwd
-        self.started: list[subprocess.Popen] = []
-        # A new local Ray cluster per command, never an unrelated one started on this
-        # machine with `ray start` (which ray.init() would otherwise join).
-        self.env = {**os.environ, "RAY_ADDRESS": "local", "RAY_USAGE_STATS_ENABLED": "0"}
-
-    def start(self, *args: str, log: str) -> subprocess.Popen:
-        with (self.cwd / log).open("w") as out:
-            proc = subprocess.Popen(
-                [*GANSWEEP, *args], cwd=self.cwd, env=self.env, stdout=out,
-                stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-        proc.log = self.cwd / log
-        self.started.append(proc)
-        return proc
-
-    def wait(self, proc: subprocess.Popen, timeout: float) -> int:
-        try:
-            return proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"{proc.args[3:]} still running after {timeout:.0f} s\n{tail(proc)}")
-
-    def close(self) -> None:
-        for proc in self.started:
-            kill_session(proc.pid)
-            proc.wait()
-
-
-@pytest.fixture
-def sweeps(tmp_path, monkeypatch) -> Iterator[Sweeps]:
-    monkeypatch.chdir(tmp_path)
-    launcher = Sweeps(tmp_path)
-    yield launcher
-    launcher.close()
-
-
-def tail(proc: subprocess.Popen, lines: int = 60) -> str:
-    text = proc.log.read_text(errors="replace").splitlines()
-    return "\n".join([f"--- last {lines} lines of {proc.log.name}:", *text[-lines:]])
-
-
-def wait_for(what: str, check: Callable[[], bool], proc: subprocess.Popen, timeout: float) -> None:
-    """Poll `check` until it holds; fail clearly on timeout or if `proc` exits first."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if proc.poll() is not None:
-            pytest.fail(f"exited ({proc.returncode}) before {what}\n{tail(proc)}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"no {what} after {timeout:.0f} s\n{tail(proc)}")
-        time.sleep(0.5)
-
-
-# ------------------------------------------------------------ what a sweep left
-
-
-def sweep_args(name: str, steps: int, eval_every: int, *extra: str) -> list[str]:
-    return [
-        "sweep", "--name", name, "--scheduler", "fifo",
-        "--set", f"steps={steps}", "--set", f"eval_every={eval_every}", *extra,
-    ]  # fmt: skip
-
-
-def trial_folders(sweep_dir: Path) -> dict[str, Path]:
-    """Tune trial folders (``<combination>-<trial id>``) by trial id."""
-    if not sweep_dir.is_dir():
-        return {}
-    return {
-        p.name.rsplit("-", 1)[1]: p
-        for p in sweep_dir.iterdir()
-        if p.is_dir() and (p / "params.json").exists()
-    }
-
-
-def latest_checkpoints(sweep_dir: Path) -> dict[str, int]:
-    """The index of each trial's newest persisted checkpoint (checkpoint_000002: 2), by
-    trial id, for trials that have one."""
-    latest = {}
-    for tid, folder in trial_folders(sweep_dir).items():
-        indices = [int(p.name.split("_")[1]) for p in folder.glob("checkpoint_*")]
-        if indices:
-            latest[tid] = max(indices)
-    return latest
-
-
-def load_manifest(cwd: Path, name: str) -> Manifest | None:
-    try:
-        return Manifest.load(cwd / "sweeps", name)
-    except LookupError:
-        return None
-
-
-def children_by_trial(manifest: Manifest) -> dict[str, list]:
-    """The sweep's MLflow child runs grouped by their gansweep.trial_id tag."""
-    runs = tracking.child_runs(
-        manifest.tracking_uri, manifest.experiment_id, manifest.parent_run_id
-    )
-    grouped: dict[str, list] = {}
-    for run in runs:
-        grouped.setdefault(run.data.tags[tracking.TAG_TRIAL_ID], []).append(run)
-    return grouped
-
-
-def finished_trials(manifest: Manifest | None) -> set[str]:
-    """Trial ids whose MLflow child run the trial itself closed as finished."""
-    if manifest is None:
-        return set()
-    try:
-        grouped = children_by_trial(manifest)
-    except Exception:  # the driver holds the SQLite write lock right now: ask again later
-        return set()
-    return {
-        tid
-        for tid, runs in grouped.items()
-        if any(r.data.tags.get(tracking.TAG_STATUS) == "finished" for r in runs)
-    }
-
-
-def distance_steps(manifest: Manifest, run_id: str) -> list[int]:
-    client = tracking.MlflowClient(manifest.tracking_uri)
-    return sorted(m.step for m in client.get_metric_history(run_id, "distance"))
-
-
-def tune_trials(sweep_dir: Path) -> list:
-    from ray.tune import ExperimentAnalysis
-
-    return ExperimentAnalysis(str(sweep_dir)).trials
-
-
-def optuna_trials(manifest: Manifest) -> list:
-    import optuna
-
-    study = optuna.load_study(study_name=manifest.study_name, storage=manifest.study_storage)
-    return study.get_trials(deepcopy=False)
-
-
-def progress_steps(folder: Path) -> list[int]:
-    """The steps Tune recorded for a trial, in the order the driver received them."""
-    with (folder / "progress.csv").open() as f:
-        return [int(float(row["step"])) for row in csv.DictReader(f)]  # written as 200.0
-
-
-def check_trial_run(manifest: Manifest, runs: list, planned: list[int]) -> None:
-    """Exactly one child run, closed as finished, with every evaluation step once."""
-    assert len(runs) == 1, [r.info.run_id for r in runs]
-    run = runs[0]
-    assert run.info.status == "FINISHED"
-    assert run.data.tags[tracking.TAG_STATUS] == "finished"
-    assert distance_steps(manifest, run.info.run_id) == planned
+# ------------------------------------------------------------ driver kill helpers
 
 
 def kill_like_a_reboot(proc: subprocess.Popen, started: float) -> None:
@@ -328,7 +150,7 @@ def test_a_sweep_whose_driver_is_killed_resumes_and_ends_every_trial_once(sweeps
     MLflow agree), keeps the finished trials' results, continues the same MLflow parent
     run, and exports a best.yaml that `gansweep train` accepts."""
     name, samples, steps, eval_every = "crash", 4, 600, 100
-    planned = [eval_every * k for k in range(1, steps // eval_every + 1)]
+    planned = planned_steps(steps, eval_every)
     sweep_dir = tmp_path / "sweeps" / name
     started = time.monotonic()
     proc = sweeps.start(
@@ -371,7 +193,7 @@ def test_a_trial_started_after_the_last_snapshot_is_closed_as_failed_on_resume(s
     Must survive: the resume still ends every planned trial exactly once; the lost
     trial's Optuna trial is FAIL and its MLflow child run FAILED, none left RUNNING."""
     name, samples, steps, eval_every = "lost", 3, 600, 100
-    planned = [eval_every * k for k in range(1, steps // eval_every + 1)]
+    planned = planned_steps(steps, eval_every)
     sweep_dir = tmp_path / "sweeps" / name
     started = time.monotonic()
     proc = sweeps.start(
@@ -411,7 +233,7 @@ def test_a_trial_whose_worker_is_killed_continues_from_its_checkpoint(sweeps, tm
     ends with exit code 0, and the trial keeps one MLflow child run whose metric history
     has every evaluation step exactly once."""
     name, steps, eval_every = "worker", 2000, 200
-    planned = [eval_every * k for k in range(1, steps // eval_every + 1)]
+    planned = planned_steps(steps, eval_every)
     sweep_dir = tmp_path / "sweeps" / name
     started = time.monotonic()
     proc = sweeps.start(
@@ -420,11 +242,7 @@ def test_a_trial_whose_worker_is_killed_continues_from_its_checkpoint(sweeps, tm
     )  # fmt: skip
     wait_for("trial checkpoint", lambda: bool(latest_checkpoints(sweep_dir)), proc, 240)
 
-    workers = [
-        (pid, args)
-        for pid, args in session_processes(proc.pid)
-        if args.startswith(TRIAL_WORKER_TITLES)
-    ]
+    workers = trial_workers(proc)
     print(f"\ntrial workers after the first checkpoint ({time.monotonic() - started:.1f} s):")
     print("\n".join(f"  {pid} {args}" for pid, args in workers))
     assert len(workers) == 1, session_processes(proc.pid)
@@ -440,6 +258,87 @@ def test_a_trial_whose_worker_is_killed_continues_from_its_checkpoint(sweeps, tm
     assert trial.last_result["step"] == steps
     # Continued, not restarted: Tune never saw a step twice or out of order.
     assert progress_steps(trial_folders(sweep_dir)[trial.trial_id]) == planned
+    grouped = children_by_trial(manifest)
+    assert sorted(grouped) == [trial.trial_id]
+    check_trial_run(manifest, grouped[trial.trial_id], planned)
+
+
+@pytest.mark.slow
+def test_a_truncated_checkpoint_is_refused_and_the_retry_falls_back_to_the_one_before(
+    sweeps, tmp_path
+):
+    """Fault: after the trial's second checkpoint, the newest checkpoint file is truncated
+    (a crash in the middle of a write, a full disk) and then the trial's worker is
+    SIGKILLed, so Tune's retry has to restore from that very file.
+    Must survive: the retry refuses the truncated file with a clear error and falls back
+    to the checkpoint before it (one evaluation interval is trained again), the sweep ends
+    with exit code 0, and the trial keeps one MLflow child run whose metric history has
+    every evaluation step exactly once."""
+    name, steps, eval_every = "corrupt", 2000, 200
+    planned = planned_steps(steps, eval_every)
+    sweep_dir = tmp_path / "sweeps" / name
+    started = time.monotonic()
+    proc = sweeps.start(
+        *sweep_args(name, steps, eval_every, "--num-samples", "1"),
+        "--max-failures", "2", log="sweep.log",
+    )  # fmt: skip
+
+    def acknowledged() -> dict[str, int]:
+        """Trials whose newest checkpoint the driver has taken in (its result is the last
+        row of progress.csv): the checkpoint Tune restores a retry from."""
+        folders = trial_folders(sweep_dir)
+        try:
+            return {
+                t: i
+                for t, i in latest_checkpoints(sweep_dir).items()
+                if len(progress_steps(folders[t])) == i + 1
+            }
+        except (ValueError, TypeError):  # a row of progress.csv half written: look again
+            return {}
+
+    # Freeze the worker so that it writes no newer checkpoint while this one is corrupted;
+    # if it had persisted a newer one the driver has not taken in yet, let it go on and
+    # try again at the next checkpoint.
+    def second_checkpoint() -> bool:
+        return max(acknowledged().values(), default=0) >= 1
+
+    for _ in range(5):
+        wait_for("second checkpoint", second_checkpoint, proc, 300)
+        workers = trial_workers(proc)
+        assert len(workers) == 1, session_processes(proc.pid)
+        worker = workers[0][0]
+        os.kill(worker, signal.SIGSTOP)
+        time.sleep(2.0)  # a result already on its way reaches the driver
+        latest = latest_checkpoints(sweep_dir)
+        if latest == acknowledged():
+            break
+        os.kill(worker, signal.SIGCONT)
+    else:
+        pytest.fail(f"never caught the trial between two checkpoints\n{tail(proc)}")
+    [(trial_id, index)] = latest.items()
+    folder = trial_folders(sweep_dir)[trial_id]
+    newest = folder / f"checkpoint_{index:06d}" / "trial.pt"
+    data = newest.read_bytes()
+    newest.write_bytes(data[: len(data) // 2])
+    os.kill(worker, signal.SIGKILL)
+    print(f"\ntruncated {newest} ({len(data)} -> {len(data) // 2} bytes) and killed {worker}")
+
+    assert sweeps.wait(proc, 300) == 0, tail(proc)
+    print(f"sweep took {time.monotonic() - started:.1f} s")
+
+    # Refused with a clear error naming the file, then the previous checkpoint was used.
+    output = proc.log.read_text(errors="replace")
+    previous = folder / f"checkpoint_{index - 1:06d}"
+    assert f"fell back to {previous}: cannot read checkpoint {newest}" in output, tail(proc)
+
+    manifest = load_manifest(tmp_path, name)
+    [trial] = tune_trials(sweep_dir)
+    assert trial.status == "TERMINATED"
+    assert trial.num_failures == 1
+    assert trial.last_result["step"] == steps
+    # Tune saw the step of the refused checkpoint twice: once before the fault and once
+    # after the retry trained again from the checkpoint before it.
+    assert progress_steps(folder) == planned[: index + 1] + planned[index:]
     grouped = children_by_trial(manifest)
     assert sorted(grouped) == [trial.trial_id]
     check_trial_run(manifest, grouped[trial.trial_id], planned)
