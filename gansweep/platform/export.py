@@ -75,14 +75,9 @@ def leaderboard(manifest: Manifest) -> pd.DataFrame:
 
 
 def run_id_of_trial(manifest: Manifest, trial_id: str) -> str | None:
-    runs = MlflowClient(manifest.tracking_uri).search_runs(
-        [manifest.experiment_id],
-        filter_string=(
-            f"tags.`{tracking.PARENT_TAG}` = '{manifest.parent_run_id}' and "
-            f"tags.`{tracking.TAG_TRIAL_ID}` = '{trial_id}'"
-        ),
+    return tracking.find_trial_run(
+        manifest.tracking_uri, manifest.experiment_id, manifest.parent_run_id, trial_id
     )
-    return runs[0].info.run_id if runs else None
 
 
 def export_best(

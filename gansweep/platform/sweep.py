@@ -20,7 +20,6 @@ from urllib.parse import urlparse
 
 import optuna
 import pandas as pd
-from mlflow import MlflowClient
 
 from gansweep.platform import tracking
 from gansweep.platform.manifest import MANIFEST_FILE, Manifest, check_sweep_name
@@ -217,26 +216,18 @@ def _close_trial_runs_callback(manifest: Manifest):
     stopped (its function never returns) or that failed for good."""
     from ray import tune
 
+    from gansweep.platform.export import run_id_of_trial, trial_outcome
+
     class CloseTrialRuns(tune.Callback):
         def _close(self, trial, status: str, run_status: str) -> None:
             try:
-                runs = MlflowClient(manifest.tracking_uri).search_runs(
-                    [manifest.experiment_id],
-                    filter_string=(
-                        f"tags.`{tracking.PARENT_TAG}` = '{manifest.parent_run_id}' and "
-                        f"tags.`{tracking.TAG_TRIAL_ID}` = '{trial.trial_id}'"
-                    ),
-                )
-                for run in runs:
-                    tracking.end_trial_run(
-                        manifest.tracking_uri, run.info.run_id, status, run_status
-                    )
+                run_id = run_id_of_trial(manifest, trial.trial_id)
+                if run_id is not None:
+                    tracking.end_trial_run(manifest.tracking_uri, run_id, status, run_status)
             except Exception as err:  # bookkeeping must never stop the sweep
                 log.warning("could not close the MLflow run of %s: %s", trial, err)
 
         def on_trial_complete(self, iteration, trials, trial, **info):
-            from gansweep.platform.export import trial_outcome
-
             planned = TrialConfig.from_dict(trial.config).steps
             self._close(trial, trial_outcome(trial.last_result or {}, planned), "FINISHED")
 

@@ -224,6 +224,19 @@ def child_runs(uri: str, experiment_id: str, parent_run_id: str) -> list:
     )
 
 
+def find_trial_run(uri: str, experiment_id: str, parent_run_id: str, trial_id: str) -> str | None:
+    """The run id of a trial's child run in one sweep, or None before it exists."""
+    runs = with_retries(
+        lambda: MlflowClient(uri).search_runs(
+            [experiment_id],
+            filter_string=(
+                f"tags.`{PARENT_TAG}` = '{parent_run_id}' and tags.`{TAG_TRIAL_ID}` = '{trial_id}'"
+            ),
+        )
+    )
+    return runs[0].info.run_id if runs else None
+
+
 # ------------------------------------------------------------------- a trial's run
 
 
@@ -242,7 +255,7 @@ class TrialRun:
         sweep_name: str = "",
     ):
         self.client = MlflowClient(uri)
-        self.run_id = run_id or self._find(experiment_id, parent_run_id, trial_id)
+        self.run_id = run_id or find_trial_run(uri, experiment_id, parent_run_id, trial_id)
         if self.run_id is None:
             tags = {
                 PARENT_TAG: parent_run_id,
@@ -261,18 +274,6 @@ class TrialRun:
         else:
             with_retries(lambda: self.client.update_run(self.run_id, status="RUNNING"))
         self.logged_steps = self._logged_steps()
-
-    def _find(self, experiment_id: str, parent_run_id: str, trial_id: str) -> str | None:
-        runs = with_retries(
-            lambda: self.client.search_runs(
-                [experiment_id],
-                filter_string=(
-                    f"tags.`{PARENT_TAG}` = '{parent_run_id}' "
-                    f"and tags.`{TAG_TRIAL_ID}` = '{trial_id}'"
-                ),
-            )
-        )
-        return runs[0].info.run_id if runs else None
 
     def _logged_steps(self) -> set[int]:
         history = with_retries(lambda: self.client.get_metric_history(self.run_id, "distance"))
