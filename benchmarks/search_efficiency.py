@@ -19,11 +19,10 @@ Then one summary line per method with medians over seeds. The methods alternate 
 runs first swaps with each seed) so machine noise hits both alike. No target: figures
 are reported as measured, whichever way they go.
 
-Optuna's TPE proposes its first n_startup_trials (10 by default, as the platform builds
-it) at random, from a RandomSampler with the same seed: with a budget of 10 or fewer,
-"TPE" proposes exactly the configs random search does, and the comparison measures ASHA
-against FIFO alone. `tpe_model_trials` in the lines says how many trials TPE's model
-chose; give --budget above 10 (e.g. 24) to compare the samplers too.
+TPE proposes its first trials at random (the platform's `startup_trials(budget)`: a
+quarter of the budget, at least 2, at most 10); `tpe_model_trials` in the lines says how
+many trials TPE's model chose. With small budgets the comparison mostly measures ASHA
+against FIFO; give a larger --budget (e.g. 24) to compare the samplers too.
 
     python benchmarks/search_efficiency.py [--budget 8] [--seeds 0,1] [--steps 1500]
 """
@@ -31,14 +30,13 @@ chose; give --budget above 10 (e.g. 24) to compare the samplers too.
 from __future__ import annotations
 
 import argparse
-import inspect
 import statistics
 import tempfile
 from pathlib import Path
 
 import _sweep_runs as runs
-import optuna
 
+from gansweep.platform.sweep import startup_trials
 from gansweep.trainables.metrics import PRIMARY_METRIC
 
 METHODS = {
@@ -82,8 +80,7 @@ def main() -> None:
     parser.add_argument("--cpus", type=int, default=2, help="CPUs given to Ray")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    startup = inspect.signature(optuna.samplers.TPESampler).parameters["n_startup_trials"]
-    tpe_model_trials = max(0, args.budget - startup.default)
+    tpe_model_trials = max(0, args.budget - startup_trials(args.budget))
     emit = runs.json_lines()
     runs.init_ray(num_cpus=args.cpus)
 
