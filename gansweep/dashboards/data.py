@@ -97,36 +97,24 @@ def runs_frame(manifest: Manifest) -> pd.DataFrame:
     """The sweep's child runs in the layout of ``mlflow.search_runs`` (pandas): run_id,
     status, start_time, end_time, ``metrics.*``, ``params.*``, ``tags.*``.
 
-    Built from an MlflowClient bound to the manifest's tracking URI rather than from
-    ``mlflow.search_runs`` itself, which reads the process-wide tracking URI.
+    Built from ``tracking.child_runs`` (bound to the manifest's tracking URI, all pages)
+    rather than ``mlflow.search_runs`` itself, which reads the process-wide tracking URI.
     """
-    client = MlflowClient(manifest.tracking_uri)
-    query = (
-        f"tags.`{tracking.PARENT_TAG}` = '{manifest.parent_run_id}' "
-        f"and tags.`{tracking.TAG_ROLE}` = 'trial'"
-    )
-    rows, token = [], None
-    while True:
-        page = tracking.with_retries(
-            lambda t=token: client.search_runs(
-                [manifest.experiment_id], filter_string=query, max_results=1000, page_token=t
-            )
-        )
-        for run in page:
-            row = {
-                "run_id": run.info.run_id,
-                "status": run.info.status,
-                "artifact_uri": run.info.artifact_uri,
-                "start_time": run.info.start_time,
-                "end_time": run.info.end_time,
-            }
-            row.update({f"metrics.{k}": v for k, v in run.data.metrics.items()})
-            row.update({f"params.{k}": v for k, v in run.data.params.items()})
-            row.update({f"tags.{k}": v for k, v in run.data.tags.items()})
-            rows.append(row)
-        token = page.token
-        if not token:
-            break
+    rows = []
+    for run in tracking.child_runs(
+        manifest.tracking_uri, manifest.experiment_id, manifest.parent_run_id
+    ):
+        row = {
+            "run_id": run.info.run_id,
+            "status": run.info.status,
+            "artifact_uri": run.info.artifact_uri,
+            "start_time": run.info.start_time,
+            "end_time": run.info.end_time,
+        }
+        row.update({f"metrics.{k}": v for k, v in run.data.metrics.items()})
+        row.update({f"params.{k}": v for k, v in run.data.params.items()})
+        row.update({f"tags.{k}": v for k, v in run.data.tags.items()})
+        rows.append(row)
     return pd.DataFrame(rows)
 
 

@@ -218,10 +218,21 @@ def reopen_run(uri: str, run_id: str) -> None:
 
 
 def child_runs(uri: str, experiment_id: str, parent_run_id: str) -> list:
-    """The trial runs of one sweep (mlflow Run objects)."""
-    return MlflowClient(uri).search_runs(
-        [experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'"
-    )
+    """Every trial run of one sweep (mlflow Run objects), page by page: one search returns
+    at most 1,000 runs, and large sweeps have more."""
+    client = MlflowClient(uri)
+    query = f"tags.`{PARENT_TAG}` = '{parent_run_id}' and tags.`{TAG_ROLE}` = 'trial'"
+    runs, token = [], None
+    while True:
+        page = with_retries(
+            lambda t=token: client.search_runs(
+                [experiment_id], filter_string=query, max_results=1000, page_token=t
+            )
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
 
 
 def find_trial_run(uri: str, experiment_id: str, parent_run_id: str, trial_id: str) -> str | None:
