@@ -70,9 +70,105 @@ def test_r1_matches_per_sample_autograd_on_images():
     net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Softplus(), nn.Flatten(), nn.Linear(4 * 6 * 6, 1))
     net = net.double()
     real = torch.randn(5, 1, 8, 8, dtype=torch.float64)
-    got = r1_penalty(lambda x: net(x).squeeze(1), real, real, torch.Generator())
+    fake = torch.randn(5, 1, 8, 8, dtype=torch.float64)
+    got = r1_penalty(lambda x: net(x).squeeze(1), real, fake, torch.Generator())
     per_sample = vmap(grad(lambda x: net(x.unsqueeze(0)).squeeze()))(real)
     torch.testing.assert_close(got, 0.5 * per_sample.flatten(1).pow(2).sum(1).mean())
+
+
+def half_squared_norm(x: torch.Tensor) -> torch.Tensor:
+    """D(x) = 0.5 ||x||^2 per sample: its input gradient is x itself, so a penalty's value
+    depends on exactly which points it differentiates at (unlike a linear critic's)."""
+    return 0.5 * x.flatten(1).pow(2).sum(1)
+
+
+def test_r1_is_half_the_mean_squared_gradient_at_the_real_data_only():
+    real = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64)
+    fake = torch.tensor([[10.0, 0.0], [0.0, -10.0]], dtype=torch.float64)
+    gen = torch.Generator().manual_seed(0)
+    gen_state = gen.get_state()
+
+    got = r1_penalty(half_squared_norm, real, fake, gen)
+
+    # grad D(real) = real: ||(1, 2)||^2 = 5, ||(3, 4)||^2 = 25, so 0.5 * (5 + 25) / 2 = 7.5.
+    torch.testing.assert_close(got, torch.tensor(7.5, dtype=torch.float64))
+    torch.testing.assert_close(got, 0.5 * real.pow(2).sum(1).mean())
+    assert torch.equal(gen.get_state(), gen_state)  # R1 draws nothing
+
+    other_fake = torch.tensor([[-7.0, 5.0], [0.5, 0.25]], dtype=torch.float64)
+    torch.testing.assert_close(r1_penalty(half_squared_norm, real, other_fake, gen), got)
+    other_real = torch.tensor([[0.0, 1.0], [2.0, 0.0]], dtype=torch.float64)  # 0.5 * 5 / 2
+    torch.testing.assert_close(
+        r1_penalty(half_squared_norm, other_real, fake, gen),
+        torch.tensor(1.25, dtype=torch.float64),
+    )
+
+
+def test_r1_uses_the_real_data_with_a_nonlinear_critic():
+    """A fixed-weight tanh MLP: the gradient at real, not at fake, by the chain rule."""
+    w1 = torch.tensor([[1.0, -2.0], [0.5, 1.5], [-1.0, 0.25]], dtype=torch.float64)  # [3, 2]
+    w2 = torch.tensor([2.0, -1.0, 0.5], dtype=torch.float64)
+
+    def critic(x):
+        return torch.tanh(x @ w1.T) @ w2
+
+    real = torch.tensor([[0.3, -0.2], [1.0, 0.5], [-0.4, 0.8]], dtype=torch.float64)
+    fake = torch.tensor([[2.0, 2.0], [-1.5, 0.0], [0.1, -3.0]], dtype=torch.float64)
+    got = r1_penalty(critic, real, fake, torch.Generator())
+
+    # grad D(x) = W1^T (w2 * (1 - tanh(W1 x)^2)), one row per sample
+    grad_at = ((1 - torch.tanh(real @ w1.T).pow(2)) * w2) @ w1
+    torch.testing.assert_close(got, 0.5 * grad_at.pow(2).sum(1).mean())
+    grad_at_fake = ((1 - torch.tanh(fake @ w1.T).pow(2)) * w2) @ w1
+    assert not torch.allclose(got, 0.5 * grad_at_fake.pow(2).sum(1).mean())  # they differ
+
+
+SHAPES = [(6, 2), (4, 1, 3, 3)]  # points and images: one draw per sample broadcasts over both
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=["points", "images"])
+def test_gradient_penalty_is_taken_at_per_sample_interpolates(shape):
+    """x_hat = eps * real + (1 - eps) * fake, eps ~ U[0, 1) drawn once per sample."""
+    torch.manual_seed(1)
+    real = torch.randn(shape, dtype=torch.float64)
+    fake = 3 + torch.randn(shape, dtype=torch.float64)
+
+    got = gradient_penalty(half_squared_norm, real, fake, torch.Generator().manual_seed(11))
+
+    eps = torch.rand(shape[0], generator=torch.Generator().manual_seed(11)).double()
+    eps = eps.view(-1, *[1] * (len(shape) - 1))
+    x_hat = eps * real + (1 - eps) * fake
+    want = (x_hat.flatten(1).norm(dim=1) - 1).pow(2).mean()  # grad D(x_hat) = x_hat
+    torch.testing.assert_close(got, want)
+
+    # The data make the schemes distinguishable: swapping real and fake changes the value.
+    swapped = eps * fake + (1 - eps) * real
+    assert not torch.allclose(want, (swapped.flatten(1).norm(dim=1) - 1).pow(2).mean())
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=["points", "images"])
+def test_dragan_penalty_is_taken_at_perturbed_real_data(shape):
+    """x_hat = real + alpha * 0.5 * std(real) * u: u ~ U[0, 1) per coordinate (drawn first),
+    alpha ~ U[0, 1) per sample (drawn second), std over every element of the batch."""
+    torch.manual_seed(2)
+    real = 1 + 2 * torch.randn(shape, dtype=torch.float64)
+    fake = torch.randn(shape, dtype=torch.float64)
+
+    got = dragan_penalty(half_squared_norm, real, fake, torch.Generator().manual_seed(5))
+
+    draws = torch.Generator().manual_seed(5)
+    u = torch.rand(shape, generator=draws).double()
+    alpha = torch.rand(shape[0], generator=draws).double().view(-1, *[1] * (len(shape) - 1))
+    n = real.numel()
+    std = ((real - real.mean()).pow(2).sum() / (n - 1)).sqrt()  # Bessel-corrected, torch's
+    x_hat = real + alpha * (0.5 * std * u)
+    want = (x_hat.flatten(1).norm(dim=1) - 1).pow(2).mean()  # grad D(x_hat) = x_hat
+    torch.testing.assert_close(got, want)
+
+    # fake plays no part in DRAGAN
+    torch.testing.assert_close(
+        dragan_penalty(half_squared_norm, real, -fake, torch.Generator().manual_seed(5)), got
+    )
 
 
 @pytest.mark.parametrize("name", sorted(PENALTIES))
