@@ -1,44 +1,187 @@
-"""Mixture metrics: the true distribution scores perfectly; collapse and noise do not."""
+"""Mixture metrics. The primary one (`distance`, the exact W1 to the true mixture) must see
+what the benchmark is about: on canonical sample sets, the perfect sampler beats every
+degraded one, quality and coverage are monotone, a dropped mode costs more than mass
+between modes, unbalanced modes lose, and there is no plateau far from the modes. The
+PacGAN metrics (modes, high quality, reverse KL) keep their meaning."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from gansweep.trainables.data import load_dataset
-from gansweep.trainables.metrics import mixture_metrics, off_mode_probability
+from gansweep.trainables.metrics import (
+    METRICS,
+    mixture_metrics,
+    off_mode_probability,
+    reported_metrics,
+    wasserstein1,
+    worst_metrics,
+)
+
+N = 2500  # the PacGAN protocol's sample count
+DRAWS = 3  # canonical sets are drawn a few times: the orderings must hold on average
+
+
+def mixture(data, n, rng, weights=None) -> np.ndarray:
+    modes = data.modes.numpy().astype(float)
+    k = len(modes)
+    p = np.full(k, 1 / k) if weights is None else np.asarray(weights) / np.sum(weights)
+    return modes[rng.choice(k, n, p=p)] + data.sigma * rng.standard_normal((n, 2))
+
+
+def canonical(name: str, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Sample sets of N points, each degraded in one way (see the module docstring)."""
+    data = load_dataset(name)
+    modes, k, sigma = data.modes.numpy().astype(float), len(data.modes), data.sigma
+    fewer = (5, 3, 1) if k == 8 else (16, 9, 1)
+    box_low, box_high = modes.min(0) - 0.5, modes.max(0) + 0.5
+
+    def on_mode(share):
+        x = mixture(data, N, rng)
+        off = int(round((1 - share) * N))
+        x[:off] = rng.uniform(box_low, box_high, (off, 2))
+        return x
+
+    def at_distance(sigmas):  # every sample exactly this far from a random mode
+        angle = rng.uniform(0, 2 * math.pi, N)
+        ring = np.stack([np.cos(angle), np.sin(angle)], 1)
+        return modes[rng.integers(0, k, N)] + sigmas * sigma * ring
+
+    def between(share):  # all modes, and a share of the mass halfway between neighbours
+        x = mixture(data, N, rng)
+        m = int(share * N)
+        start = rng.integers(0, k, m)
+        if k == 8:
+            neighbour = (start + 1) % k
+        else:  # the next mode along the grid's x axis (wrapping within the row)
+            neighbour = np.where(modes[start, 0] < modes[:, 0].max(), start + 5, start - 5)
+        x[:m] = (modes[start] + modes[neighbour]) / 2 + sigma * rng.standard_normal((m, 2))
+        return x
+
+    heavy = np.ones(k)
+    heavy[0] = k - 1  # one mode holds half the mass
+    sets = {
+        "perfect": mixture(data, N, rng),
+        "95% on-mode": on_mode(0.95),
+        "75% on-mode": on_mode(0.75),
+        "unbalanced": mixture(data, N, rng, heavy),
+        "quarter between modes": between(0.25),
+        **{f"at {s} sigma": at_distance(s) for s in (10, 30, 100)},
+    }
+    for count in fewer:
+        kept = np.zeros(k)
+        kept[rng.choice(k, count, replace=False)] = 1
+        sets[f"{count} modes"] = mixture(data, N, rng, kept)
+    return sets
+
+
+@pytest.fixture(scope="module", params=["ring8", "grid25"])
+def distances(request) -> tuple[str, dict[str, float], float]:
+    """(data set, mean distance of each canonical set over DRAWS draws, sampling noise:
+    the sd of the perfect sampler's distance)."""
+    data = load_dataset(request.param)
+    rng = np.random.default_rng(0)
+    totals: dict[str, list[float]] = {}
+    for _ in range(DRAWS):
+        for name, x in canonical(request.param, rng).items():
+            value = mixture_metrics(torch.as_tensor(x), data)["distance"]
+            totals.setdefault(name, []).append(value)
+    noise = float(np.std(totals["perfect"], ddof=1))
+    return request.param, {k: float(np.mean(v)) for k, v in totals.items()}, noise
+
+
+def test_the_perfect_sampler_beats_every_degraded_one(distances):
+    name, d, noise = distances
+    for degraded, value in d.items():
+        if degraded == "perfect":
+            continue
+        if degraded == "95% on-mode":  # a tie within sampling noise is acceptable
+            assert d["perfect"] < value + 2 * noise, (degraded, d)
+        else:
+            assert d["perfect"] < value, (degraded, d)
+
+
+def test_quality_is_monotone(distances):
+    _, d, _ = distances
+    assert d["perfect"] < d["75% on-mode"] and d["95% on-mode"] < d["75% on-mode"]
+
+
+def test_coverage_is_monotone(distances):
+    name, d, _ = distances
+    fewer = ("5 modes", "3 modes", "1 modes") if name == "ring8" else ("16 modes", "9 modes",
+                                                                       "1 modes")  # fmt: skip
+    chain = [d["perfect"], *(d[f] for f in fewer)]
+    assert chain == sorted(chain) and len(set(chain)) == len(chain), chain
+
+
+def test_a_dropped_mode_costs_more_than_a_quarter_of_the_mass_between_modes(distances):
+    """Mode collapse is the failure the benchmark is about: every mode with a quarter of
+    the samples between modes beats a perfect sampler of fewer modes."""
+    name, d, _ = distances
+    fewer = "5 modes" if name == "ring8" else "16 modes"
+    assert d["quarter between modes"] < d[fewer]
+
+
+def test_unbalanced_modes_lose_to_balanced_ones(distances):
+    _, d, _ = distances
+    assert d["perfect"] < d["unbalanced"]
+
+
+def test_no_plateau_far_from_the_modes(distances):
+    """Samples 10 sigma off beat samples 30 sigma off, which beat 100 sigma: the metric
+    keeps moving long before samples are good, so the first rung sees a signal."""
+    _, d, _ = distances
+    assert d["at 10 sigma"] < d["at 30 sigma"] < d["at 100 sigma"]
+
+
+# ------------------------------------------------------------------- exact values
+
+
+def test_w1_is_exact_on_small_sets():
+    """Two points against two points: W1 is the cheaper of the two matchings."""
+    x = torch.tensor([[0.0, 0.0], [1.0, 0.0]])
+    y = torch.tensor([[0.0, 1.0], [1.0, 1.0]])
+    assert wasserstein1(x, y) == pytest.approx(1.0)
+    assert wasserstein1(x, x) == pytest.approx(0.0)
+    # Unequal sizes: each of x's two points sends half its mass to each of y's 4 points.
+    y4 = torch.tensor([[0.0, 0.0], [0.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    assert wasserstein1(x, y4) == pytest.approx(0.0)
+
+
+def test_collapse_to_one_mode_costs_the_transport_to_every_other_mode():
+    """All mass on one ring mode: W1 is the mean distance from it to the reference's
+    points, 1/8 of them at each mode."""
+    data = load_dataset("ring8")
+    samples = data.modes[0].repeat(N, 1)
+    m = mixture_metrics(samples, data)
+    expected = float(torch.linalg.norm(data.reference - data.modes[0].double(), dim=1).mean())
+    assert m["distance"] == pytest.approx(expected) and m["w1"] == m["distance"]
+    assert m["modes_captured"] == 1 and m["high_quality"] == 1.0
+    assert m["reverse_kl"] == pytest.approx(math.log(8))
 
 
 @pytest.mark.parametrize("name", ["ring8", "grid25"])
 def test_samples_of_the_true_distribution_capture_every_mode(name):
     data = load_dataset(name)
-    samples, _ = data.sample(2500, torch.Generator().manual_seed(0))
-    m = mixture_metrics(samples, data.modes, data.sigma)
+    samples, _ = data.sample(N, torch.Generator().manual_seed(0))
+    m = mixture_metrics(samples, data)
     assert m["modes_captured"] == len(data.modes)
     assert m["high_quality"] == pytest.approx(1 - off_mode_probability(2), abs=0.01)
     assert m["reverse_kl"] == pytest.approx(0.0, abs=0.02)
-    assert m["distance"] == pytest.approx(0.0, abs=0.02)
+
+
+def test_the_reference_is_fixed_and_balanced():
+    data = load_dataset("grid25")
+    again = load_dataset("grid25")
+    torch.testing.assert_close(data.reference, again.reference)
+    nearest = torch.cdist(data.reference, data.modes.double()).argmin(1)
+    assert torch.bincount(nearest, minlength=25).tolist() == [20] * 25
 
 
 def test_off_mode_probability_is_the_chi_square_tail():
     assert off_mode_probability(2) == pytest.approx(math.exp(-4.5))
-
-
-def test_collapse_to_one_mode():
-    data = load_dataset("ring8")
-    samples = data.modes[0] + 0.001 * torch.randn(2500, 2, generator=torch.Generator())
-    m = mixture_metrics(samples, data.modes, data.sigma)
-    assert m["modes_captured"] == 1 and m["high_quality"] == 1.0
-    assert m["reverse_kl"] == pytest.approx(math.log(8))
-    p_mode = (1 - off_mode_probability(2)) / 8
-    assert m["distance"] == pytest.approx(-math.log(p_mode))
-
-
-def test_samples_far_from_every_mode():
-    data = load_dataset("ring8")
-    m = mixture_metrics(torch.full((100, 2), 5.0), data.modes, data.sigma)
-    assert m["modes_captured"] == 0 and m["high_quality"] == 0.0
-    assert m["distance"] == pytest.approx(4.5)  # -log(p_off) = 9/2, the largest value
 
 
 def test_non_finite_samples_count_as_off_mode():
@@ -46,6 +189,25 @@ def test_non_finite_samples_count_as_off_mode():
     samples = data.modes.repeat(2, 1)
     samples[0] = float("nan")
     samples[1] = float("inf")
-    m = mixture_metrics(samples, data.modes, data.sigma)
+    m = mixture_metrics(samples, data)
     assert m["high_quality"] == pytest.approx(14 / 16)
     assert m["modes_captured"] == 8
+
+
+# --------------------------------------------------------------- the registry
+
+
+def test_every_mixture_metric_is_registered_with_its_direction():
+    data = load_dataset("ring8")
+    reported = mixture_metrics(data.modes.repeat(10, 1), data)
+    assert set(reported) == set(reported_metrics("vector", False, False))
+    assert {METRICS[n].mode for n in ("distance", "w1", "reverse_kl")} == {"min"}
+    assert {METRICS[n].mode for n in ("modes_captured", "high_quality")} == {"max"}
+
+
+def test_worst_values_are_worse_than_any_real_one():
+    worst = worst_metrics("vector", False, False)
+    assert worst == {"distance": 1e6, "w1": 1e6, "modes_captured": 0.0, "high_quality": 0.0,
+                     "reverse_kl": 1e6}  # fmt: skip
+    images = worst_metrics("image", conditional=True, inception=False)
+    assert "ac_accuracy" in images and "fid_inception" not in images
