@@ -30,8 +30,11 @@ from typing import Any
 
 import yaml
 
-from gansweep.platform import sweep, tracking
-from gansweep.platform.manifest import Manifest
+from gansweep.platform import sweep
+from gansweep.platform.sweep_input import SweepOptions, prepare
+from gansweep.records import read, run_format
+from gansweep.records.leaderboard import Standings
+from gansweep.records.manifest import Manifest
 
 _names = itertools.count()
 _RUN_ID = uuid.uuid4().hex[:6]
@@ -82,12 +85,14 @@ def write_space(folder: Path, fixed: dict[str, Any], name: str = "bench") -> Pat
 
 @dataclass
 class SweepRun:
-    """One finished sweep: its manifest, driver wall time, and one dict per trial."""
+    """One finished sweep: its manifest, driver wall time, one dict per trial of the
+    search, and the standings (the leaderboard, replicated configs included)."""
 
     manifest: Manifest
     wall_s: float  # prepare() not included: from run() called to run() returned
     trials: list[dict[str, Any]]
     fixed: dict[str, Any]  # the space's fixed values with the --set overrides
+    standings: Standings
 
 
 def run_sweep(workdir: Path, label: str = "bench", **options: Any) -> SweepRun:
@@ -96,11 +101,13 @@ def run_sweep(workdir: Path, label: str = "bench", **options: Any) -> SweepRun:
     options.setdefault("name", f"{label}-{_RUN_ID}-{next(_names)}")
     options.setdefault("storage", str(workdir / "sweeps"))
     options.setdefault("tracking_uri", f"sqlite:///{workdir / 'mlflow.db'}")
-    prepared = sweep.prepare(sweep.SweepOptions(**options))
+    options.setdefault("replicate_top", 0)
+    prepared = prepare(SweepOptions(**options))
     start = time.perf_counter()
-    manifest = sweep.run(prepared)
+    ranked = sweep.run(prepared)
     wall = time.perf_counter() - start
-    return SweepRun(manifest, wall, trial_results(manifest), dict(prepared.space.fixed))
+    manifest = Manifest.load(options["storage"], prepared.name)
+    return SweepRun(manifest, wall, trial_results(manifest), dict(prepared.space.fixed), ranked)
 
 
 def _plain(value: Any) -> Any:
@@ -125,8 +132,8 @@ def trial_results(manifest: Manifest) -> list[dict[str, Any]]:
     frames = analysis.trial_dataframes
     client = MlflowClient(manifest.tracking_uri)
     runs = {
-        run.data.tags.get(tracking.TAG_TRIAL_ID): run
-        for run in tracking.child_runs(
+        run.data.tags.get(run_format.TAG_TRIAL_ID): run
+        for run in read.child_runs(
             manifest.tracking_uri, manifest.experiment_id, manifest.parent_run_id
         )
     }

@@ -1,6 +1,6 @@
 """Time to generate the report of a 200-trial sweep. Target: under 10 seconds.
 
-The sweep is synthetic but stored for real (gansweep.dashboards.synthetic): an MLflow
+The sweep is synthetic but stored for real (tests/dashboards/synthetic.py): an MLflow
 SQLite store with a parent run and 200 child runs (every TrialConfig param, the axis tags,
 three evaluations of six metrics each, a samples.png), an Optuna study of 200 trials, and
 a manifest. Building it is timed and printed separately; it is not part of the figure.
@@ -18,12 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from gansweep.dashboards import write_report
-from gansweep.dashboards.synthetic import make_sweep
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test helpers
+from gansweep.dashboards import write_report  # noqa: E402
+from tests.dashboards.synthetic import make_sweep  # noqa: E402
 
 TARGET_SECONDS = 10.0
 

@@ -2,16 +2,31 @@
 
 Exit codes: 0 done; 2 bad input (a message names the bad value and the valid ones,
 nothing is launched or written); 1 an unexpected failure.
+
+The commands import torch, Ray and MLflow inside their bodies: each takes seconds to
+import, and `gansweep --help` or a refused input should not wait for them.
 """
 
 from __future__ import annotations
 
+import io
 import json
-import os
+import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from gansweep.files import atomic_write_bytes, atomic_write_text
+from gansweep.records.manifest import BEST_FILE, Manifest, SweepNotFoundError
+
+if TYPE_CHECKING:
+    from gansweep.records.leaderboard import Standings
 
 app = typer.Typer(
     name="gansweep",
@@ -35,13 +50,6 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(BAD_INPUT)
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temporary file and a rename, so a crash never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 @app.command()
 def train(
     config: Path | None = typer.Argument(
@@ -55,16 +63,7 @@ def train(
     ),
 ) -> None:
     """Train one GAN and write metrics.json, samples.png and checkpoint.pt."""
-    import io
-
-    import torch
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
+    import torch  # deferred (see the module docstring), like the engine below
 
     from gansweep.trainables.config import ConfigError, read_config
     from gansweep.trainables.data import DataUnavailableError
@@ -85,10 +84,10 @@ def train(
     (out / "history.jsonl").unlink(missing_ok=True)
     typer.echo(f"training {cfg.combination} on {cfg.dataset} ({trainer.device}) -> {out}")
 
-    def checkpoint() -> None:
+    def checkpoint() -> None:  # at every evaluation: a crash loses one interval at most
         buffer = io.BytesIO()
         torch.save(trainer.state_dict(), buffer)
-        _atomic_write_bytes(out / "checkpoint.pt", buffer.getvalue())
+        atomic_write_bytes(out / "checkpoint.pt", buffer.getvalue())
 
     history: list[dict[str, float]] = []
     started = time.perf_counter()
@@ -101,21 +100,17 @@ def train(
     ]
     with Progress(*columns, transient=False) as progress:
         task = progress.add_task("steps", total=cfg.steps, status="")
-        while not trainer.done:
-            trainer.train_step()
-            progress.update(task, completed=trainer.step)
-            if trainer.step % cfg.eval_every == 0 or trainer.done:
-                metrics = trainer.evaluate()
-                metrics["seconds"] = time.perf_counter() - started
-                history.append(metrics)
-                with (out / "history.jsonl").open("a") as f:
-                    f.write(json.dumps(metrics) + "\n")
-                checkpoint()  # at every evaluation: a crash loses one interval at most
-                progress.update(task, status=f"distance {metrics['distance']:.4g}")
+        for metrics in trainer.evaluations(lambda step: progress.update(task, completed=step)):
+            metrics["seconds"] = time.perf_counter() - started
+            history.append(metrics)
+            with (out / "history.jsonl").open("a") as f:
+                f.write(json.dumps(metrics) + "\n")
+            checkpoint()
+            progress.update(task, status=f"distance {metrics['distance']:.4g}")
 
     final = history[-1]
     final["steps_per_second"] = trainer.step / final["seconds"]
-    _atomic_write_bytes(out / "metrics.json", json.dumps(final, indent=2).encode())
+    atomic_write_text(out / "metrics.json", json.dumps(final, indent=2))
     save_samples(trainer, out / "samples.png")
     for key, value in final.items():
         typer.echo(f"  {key:<26} {value:.6g}")
@@ -130,28 +125,47 @@ STORAGE_HELP = "Folder that holds the sweeps (a shared file system path on clust
 TRACKING_HELP = "MLflow tracking URI [default: sqlite:///mlflow.db in this folder]."
 
 
-def _print_leaderboard(table, metric: str, top: int = 10) -> None:
-    from rich.console import Console
-    from rich.table import Table
+def _fmt(value: float) -> str:
+    return "–" if value != value else f"{value:.4g}"  # NaN: no value
 
-    if table.empty:
-        typer.echo("no trial reported a result")
+
+def _print_leaderboard(ranked: Standings, top: int = 10) -> None:
+    board, metric = ranked.board, ranked.metric
+    if board.empty or board["rank"].iloc[0] == 0:
+        typer.echo("no trial reported a finite result")
         return
-    view = Table(title=f"leaderboard (top {min(top, len(table))} of {len(table)} trials)")
-    for column in ("rank", "combination", metric, "step", "status", "trial_id"):
-        view.add_column(column, justify="right" if column in ("rank", metric, "step") else "left")
-    for rank, row in enumerate(table.head(top).itertuples(index=False), start=1):
-        row = row._asdict()
-        view.add_row(
-            str(rank), row["combination"], f"{row[metric]:.4g}", str(row["step"]), row["status"],
-            row["trial_id"],
-        )  # fmt: skip
-    Console().print(view)
+    shown = board[board["rank"] > 0].head(top)
+    replicated = "seeds" in board
+    view = Table(title=f"leaderboard (top {len(shown)} of {len(board)} trials, {ranked.mode})")
+    columns = ["rank", "combination", metric, "step", "status"]
+    if replicated:
+        columns += ["seeds", f"{metric} mean ± sd", "worst seed", "modes (worst)", "hq (worst)"]
+    for column in [*columns, "trial_id"]:
+        view.add_column(column, justify="left" if column in ("combination", "status") else "right")
+    for row in shown.to_dict("records"):
+        cells = [str(row["rank"]), row["combination"], _fmt(row[metric]), str(int(row["step"]))]
+        cells.append(row["status"])
+        if replicated and row["replicated"]:
+            cells += [
+                f"{int(row['seeds'])}/{int(row['seeds_planned'])}",
+                f"{_fmt(row[f'{metric}_mean'])} ± {_fmt(row[f'{metric}_sd'])}",
+                _fmt(row[f"{metric}_worst"]),
+                _fmt(row.get("modes_captured_worst", float("nan"))),
+                _fmt(row.get("high_quality_worst", float("nan"))),
+            ]
+        elif replicated:
+            cells += ["–"] * 5
+        view.add_row(*cells, row["trial_id"])
+    # A log file or a pipe gets the whole table, not one squeezed into 80 columns.
+    Console(width=None if sys.stdout.isatty() else 160).print(view)
+    if replicated:
+        typer.echo(
+            "replicated configs rank first, by their worst seed, then their mean; the "
+            "others by the metric at equal budget"
+        )
 
 
-def _print_where(manifest) -> None:
-    from gansweep.platform.export import BEST_FILE
-
+def _print_where(manifest: Manifest) -> None:
     folder = Path(manifest.sweep_dir)
     best = folder / BEST_FILE
     if best.exists():
@@ -167,7 +181,9 @@ def _print_where(manifest) -> None:
 @app.command()
 def sweep(
     space: str = typer.Option("quick", "--space", help="Built-in space name or YAML path."),
-    name: str | None = typer.Option(None, "--name", help="Sweep name [default: <space>-<time>]."),
+    name: str | None = typer.Option(
+        None, "--name", help="Sweep name [default: <space>-<time>]", show_default=False
+    ),
     num_samples: int = typer.Option(8, "--num-samples", help="Trials to run."),
     max_concurrent: int = typer.Option(2, "--max-concurrent", help="Trials at once."),
     cpus_per_trial: float = typer.Option(1.0, "--cpus-per-trial"),
@@ -177,7 +193,9 @@ def sweep(
     sampler: str = typer.Option("tpe", "--sampler", help="tpe | random | gp | cmaes | grid."),
     scheduler: str = typer.Option("asha", "--scheduler", help="asha | hyperband | fifo."),
     metric: str = typer.Option("distance", "--metric", help="Metric to optimize."),
-    mode: str = typer.Option("min", "--mode", help="min | max."),
+    mode: str | None = typer.Option(
+        None, "--mode", help="min | max [default: the metric's own direction]", show_default=False
+    ),
     time_budget: float | None = typer.Option(
         None, "--time-budget", help="Stop starting trials after this many seconds."
     ),
@@ -187,43 +205,47 @@ def sweep(
     ),
     storage: str = typer.Option("sweeps", "--storage", help=STORAGE_HELP),
     address: str | None = typer.Option(
-        None, "--address", help="Ray cluster address (RAY_ADDRESS works too) [default: local]."
+        None, "--address", help="Ray cluster address (RAY_ADDRESS works too) [default: local]"
     ),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=TRACKING_HELP),
     max_failures: int = typer.Option(2, "--max-failures", help="Retries of a failed trial."),
+    replicate_top: int = typer.Option(
+        3, "--replicate-top", help="At the end, retrain the top K configs on fresh seeds (0: off)."
+    ),
+    seeds: int = typer.Option(3, "--seeds", help="Fresh seeds per replicated config."),
 ) -> None:
     """Run a sweep: Ray Tune trials proposed by Optuna, recorded in MLflow."""
-    from gansweep.platform import sweep as sweeps
+    from gansweep.platform import sweep as sweeps  # deferred: Ray, MLflow take seconds
+    from gansweep.platform.sweep_input import SweepInputError, SweepOptions, prepare
 
-    options = sweeps.SweepOptions(
+    options = SweepOptions(
         space=space, name=name, num_samples=num_samples, max_concurrent=max_concurrent,
         cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, sampler=sampler,
         scheduler=scheduler, metric=metric, mode=mode, time_budget=time_budget, seed=seed,
         overrides=overrides, storage=storage, address=address, tracking_uri=tracking_uri,
-        max_failures=max_failures,
+        max_failures=max_failures, replicate_top=replicate_top, seeds=seeds,
     )  # fmt: skip
     try:
-        prepared = sweeps.prepare(options)
-    except sweeps.SweepInputError as err:
+        prepared = prepare(options)
+    except SweepInputError as err:
         raise fail(str(err)) from None
-    typer.echo(
-        f"sweep {prepared.name!r}: space {prepared.space.name!r}, {num_samples} trials, "
-        f"{max_concurrent} at a time, sampler {sampler}, scheduler {scheduler}"
+    chosen = prepared.options
+    replication = (
+        f", then the top {chosen.replicate_top} on {chosen.seeds} fresh seeds"
+        if chosen.replicate_top
+        else ""
     )
-    manifest = sweeps.run(prepared)
-    _finish_report(manifest)
+    typer.echo(
+        f"sweep {prepared.name!r}: space {prepared.space.name!r}, {chosen.num_samples} trials, "
+        f"{chosen.max_concurrent} at a time, sampler {chosen.sampler}, scheduler "
+        f"{chosen.scheduler}, {chosen.metric} ({chosen.mode}){replication}"
+    )
+    ranked = sweeps.run(prepared)
+    _print_leaderboard(ranked)
+    _print_where(_load_manifest(prepared.name, storage))
 
 
-def _finish_report(manifest) -> None:
-    from gansweep.platform.export import leaderboard
-
-    _print_leaderboard(leaderboard(manifest), manifest.options.get("metric", "distance"))
-    _print_where(manifest)
-
-
-def _load_manifest(name: str, storage: str):
-    from gansweep.platform.manifest import Manifest, SweepNotFoundError
-
+def _load_manifest(name: str, storage: str) -> Manifest:
     try:
         return Manifest.load(storage, name)
     except SweepNotFoundError as err:
@@ -236,37 +258,69 @@ def resume(
     storage: str = typer.Option("sweeps", "--storage", help=STORAGE_HELP),
     address: str | None = typer.Option(None, "--address", help="Ray cluster address."),
 ) -> None:
-    """Continue an interrupted sweep: same searcher, trials, MLflow parent run."""
-    from gansweep.platform import sweep as sweeps
-    from gansweep.platform.tracking import TrackingError
+    """Continue an interrupted sweep: same searcher, trials, replication, MLflow parent run."""
+    from gansweep.platform import sweep as sweeps  # deferred: Ray, MLflow take seconds
+    from gansweep.platform.sweep_input import SweepInputError, check_ray_address
+    from gansweep.records.store import TrackingError
 
     manifest = _load_manifest(name, storage)
     try:
-        sweeps.check_ray_address(address)
-        sweeps.resume(manifest, address)
-    except (sweeps.SweepInputError, TrackingError) as err:
+        check_ray_address(address)
+        ranked = sweeps.resume(manifest, address)
+    except (SweepInputError, TrackingError) as err:
         raise fail(str(err)) from None
-    _finish_report(manifest)
+    _print_leaderboard(ranked)
+    _print_where(manifest)
+
+
+@app.command()
+def replicate(
+    name: str = typer.Argument(..., help="The finished sweep whose top configs to retrain."),
+    top: int = typer.Option(5, "--top", help="How many of the top configs."),
+    seeds: int = typer.Option(5, "--seeds", help="Fresh seeds per config."),
+    storage: str = typer.Option("sweeps", "--storage", help=STORAGE_HELP),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster address."),
+) -> None:
+    """Retrain the top configs of a sweep on fresh seeds; rank them by their worst seed."""
+    from gansweep.platform import replicate as replication  # deferred: Ray takes seconds
+    from gansweep.platform import sweep as sweeps
+    from gansweep.platform.sweep_input import SweepInputError, SweepOptions, check_ray_address
+    from gansweep.records.store import TrackingError, check_tracking_store
+
+    manifest = _load_manifest(name, storage)
+    options = SweepOptions(**manifest.options)
+    try:
+        check_ray_address(address)
+        check_tracking_store(manifest.tracking_uri, must_exist=True)
+        replication.check_request(manifest, top, seeds)
+    except (SweepInputError, TrackingError, replication.ReplicationInputError) as err:
+        raise fail(str(err)) from None
+    typer.echo(f"replicating the top {top} configs of sweep {name!r} on {seeds} fresh seeds")
+    sweeps.init_ray(address or options.address)
+    sweeps.reopen_run(manifest.tracking_uri, manifest.parent_run_id)
+    replication.run(manifest, top, seeds, options)
+    _print_leaderboard(sweeps.finalize(manifest))
+    _print_where(manifest)
 
 
 @app.command()
 def export(
-    name: str = typer.Argument(..., help="The sweep whose best trial to export."),
+    name: str = typer.Argument(..., help="The sweep whose champion to export."),
     output: Path | None = typer.Option(
-        None, "-o", "--output", help="YAML file [default: best.yaml in the sweep folder]."
+        None, "-o", "--output", help="YAML file [default: best.yaml in the sweep folder]"
     ),
     register: str | None = typer.Option(
         None, "--register", help="Also register the best generator under this model name."
     ),
     storage: str = typer.Option("sweeps", "--storage", help=STORAGE_HELP),
 ) -> None:
-    """Write the best trial's full config as YAML (`gansweep train` retrains it)."""
-    from gansweep.platform.export import ExportError, export_best, register_generator
-    from gansweep.platform.tracking import TrackingError, check_tracking_store
+    """Write the champion's full config as YAML (`gansweep train` retrains it)."""
+    from gansweep.platform.export import ExportError, export_best, register_generator  # deferred
+    from gansweep.records.store import TrackingError, check_tracking_store
 
     manifest = _load_manifest(name, storage)
     try:
-        check_tracking_store(manifest.tracking_uri)
+        check_tracking_store(manifest.tracking_uri, must_exist=True)
         path, provenance = export_best(manifest, output)
     except (ExportError, TrackingError) as err:
         raise fail(str(err)) from None
@@ -274,9 +328,13 @@ def export(
         f"wrote {path}: trial {provenance['trial_id']}, {provenance['metric']} = "
         f"{provenance['value']:.6g} (MLflow run {provenance['mlflow_run_id']})"
     )
+    if "replicated" in provenance:
+        spread = provenance["replicated"][provenance["metric"]]
+        typer.echo(
+            f"  over {provenance['replicated']['seeds']} fresh seeds: mean {spread['mean']:.6g}"
+            f", sd {spread['sd']:.3g}, worst {spread['worst']:.6g}"
+        )
     if register:
-        if not provenance["mlflow_run_id"]:
-            raise fail(f"trial {provenance['trial_id']} has no MLflow run to register from")
         version = register_generator(manifest, provenance["mlflow_run_id"], register)
         typer.echo(f"registered model {register!r} version {version} with alias 'champion'")
 
@@ -285,7 +343,7 @@ def export(
 def report(
     name: str = typer.Argument(..., help="The sweep to report on."),
     output: Path | None = typer.Option(
-        None, "-o", "--output", help="HTML file [default: report.html in the sweep folder]."
+        None, "-o", "--output", help="HTML file [default: report.html in the sweep folder]"
     ),
     no_mlflow: bool = typer.Option(
         False, "--no-mlflow", help="Do not log the page to the sweep's MLflow parent run."
@@ -293,7 +351,7 @@ def report(
     storage: str = typer.Option("sweeps", "--storage", help=STORAGE_HELP),
 ) -> None:
     """Write the sweep's HTML report (opens from disk, offline) and log it to MLflow."""
-    from gansweep.dashboards import ReportError, write_report
+    from gansweep.dashboards import ReportError, write_report  # deferred
 
     manifest = _load_manifest(name, storage)
     try:
@@ -306,7 +364,7 @@ def report(
 @app.command()
 def spaces() -> None:
     """List the built-in search spaces."""
-    from gansweep.search_spaces import BUILTIN_SPACES, load_space
+    from gansweep.search_spaces import BUILTIN_SPACES, load_space  # deferred: imports torch
 
     for space_name in BUILTIN_SPACES:
         space = load_space(space_name)
@@ -322,10 +380,7 @@ def ui(
     port: int = typer.Option(5000, "--port"),
 ) -> None:
     """Start the MLflow UI on the tracking store the sweeps use."""
-    import subprocess
-    import sys
-
-    from gansweep.platform.tracking import TrackingError, resolve_tracking_uri
+    from gansweep.records.store import TrackingError, resolve_tracking_uri  # deferred: MLflow
 
     try:
         uri = resolve_tracking_uri(tracking_uri)

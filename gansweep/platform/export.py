@@ -1,5 +1,7 @@
-"""After a sweep: the leaderboard, and the best trial exported as a YAML config that
-`gansweep train` accepts (plus, optionally, its generator in the MLflow model registry)."""
+"""After a sweep: its champion (the leaderboard's first row, ranked by the one rule in
+gansweep.records.ranking) exported as a YAML config that `gansweep train` accepts, with
+where it came from and, when it was replicated, its spread over fresh seeds; optionally
+its generator in the MLflow model registry."""
 
 from __future__ import annotations
 
@@ -8,111 +10,97 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import yaml
 from mlflow import MlflowClient
+from ray.tune import ExperimentAnalysis
 
-from gansweep.platform import tracking
-from gansweep.platform.manifest import Manifest
-from gansweep.trainables.config import TrialConfig
+from gansweep.files import atomic_write_text
+from gansweep.records import ranking
+from gansweep.records.leaderboard import Standings, run_config, standings
+from gansweep.records.manifest import BEST_FILE, Manifest
+from gansweep.records.run_format import GENERATOR_FILE
 
 PROVENANCE_KEY = "_provenance"  # keys starting with "_" are skipped by `train`
-LEADERBOARD_FILE = "leaderboard.csv"
-BEST_FILE = "best.yaml"
+ROBUST_RULE = "the worst seed's metric, then the mean over seeds (replicated configs first)"
 
 
 class ExportError(RuntimeError):
     """Nothing to export (no trial reported a metric yet)."""
 
 
-def _analysis(manifest: Manifest):
-    from ray.tune import ExperimentAnalysis
-
-    return ExperimentAnalysis(manifest.sweep_dir)
-
-
-def trial_outcome(result: dict[str, Any], planned_steps: int, failed: bool = False) -> str:
-    """How a trial ended: finished | stopped_early (by the scheduler) | diverged | failed."""
-    if failed:
-        return "failed"
-    if result.get("diverged"):
-        return "diverged"
-    return "finished" if result.get("step", 0) >= planned_steps else "stopped_early"
+def _number(value: Any) -> float | None:
+    """A float for YAML: None for NaN (no value), inf kept (a diverged seed)."""
+    value = float(value)
+    return None if math.isnan(value) else value
 
 
-def leaderboard(manifest: Manifest) -> pd.DataFrame:
-    """One row per trial that reported at least once, best first (by the sweep's metric
-    at the trial's last report)."""
-    metric = manifest.options.get("metric", "distance")
-    mode = manifest.options.get("mode", "min")
-    rows: list[dict[str, Any]] = []
-    for trial in _analysis(manifest).trials:
-        result = trial.last_result or {}
-        if metric not in result:
-            continue
-        cfg = TrialConfig.from_dict(trial.config)
-        checkpoint = trial.checkpoint
-        rows.append(
-            {
-                "trial_id": trial.trial_id,
-                "combination": cfg.combination,
-                metric: float(result[metric]),
-                "step": int(result.get("step", 0)),
-                "planned_steps": cfg.steps,
-                "diverged": bool(result.get("diverged", 0.0)),
-                "status": trial_outcome(result, cfg.steps, failed=trial.status == "ERROR"),
-                "seconds": float(result.get("time_total_s", math.nan)),
-                "checkpoint": checkpoint.path if checkpoint is not None else "",
-                **{axis: getattr(cfg, axis) for axis in tracking.AXES},
-                "config": cfg.model_dump(),
-            }
-        )
-    table = pd.DataFrame(rows)
-    if not table.empty:
-        table = table.sort_values(metric, ascending=(mode == "min"), kind="stable")
-        table = table.reset_index(drop=True)
-    return table
+def spread(champion: Any, metric: str) -> dict[str, Any]:
+    """A replicated champion's results over its fresh seeds, as recorded."""
+    out: dict[str, Any] = {
+        "seeds": int(champion["seeds"]),
+        "diverged_or_failed": int(champion["broken"]),
+        metric: {s: _number(champion[f"{metric}_{s}"]) for s in ("mean", "sd", "worst")},
+    }
+    for name in ranking.REPLICA_METRICS:
+        out[name] = {s: _number(champion[f"{name}_{s}"]) for s in ("mean", "sd", "worst")}
+    return out
 
 
-def run_id_of_trial(manifest: Manifest, trial_id: str) -> str | None:
-    return tracking.find_trial_run(
-        manifest.tracking_uri, manifest.experiment_id, manifest.parent_run_id, trial_id
-    )
+def _checkpoint_of(manifest: Manifest, trial_id: str) -> str:
+    """The Tune checkpoint of a trial of the search, or "" (e.g. storage not mounted)."""
+    try:
+        for trial in ExperimentAnalysis(manifest.sweep_dir).trials:
+            if trial.trial_id == trial_id and trial.checkpoint is not None:
+                return str(trial.checkpoint.path)
+    except Exception:  # the experiment folder is unreadable here: the path is a nicety
+        pass
+    return ""
 
 
 def export_best(
-    manifest: Manifest, out: Path | None = None, table: pd.DataFrame | None = None
+    manifest: Manifest, out: Path | None = None, ranked: Standings | None = None
 ) -> tuple[Path, dict[str, Any]]:
-    """Write the best trial's full TrialConfig as YAML; returns (path, provenance)."""
-    table = leaderboard(manifest) if table is None else table
-    metric = manifest.options.get("metric", "distance")
-    finite = table[~table["diverged"]] if not table.empty else table
-    if finite.empty:
+    """Write the champion's full TrialConfig as YAML; returns (path, provenance)."""
+    ranked = standings(manifest) if ranked is None else ranked
+    champion = ranked.champion
+    metric = manifest.metric
+    if champion is None:
         raise ExportError(
             f"sweep {manifest.name!r} has no trial with a finite {metric!r} yet "
             "(none reported, or all diverged)"
         )
-    best = finite.iloc[0]
-    provenance = {
+    config = run_config(manifest.tracking_uri, champion["run_id"])
+    provenance: dict[str, Any] = {
         "sweep": manifest.name,
-        "trial_id": best["trial_id"],
-        "mlflow_run_id": run_id_of_trial(manifest, best["trial_id"]),
+        "trial_id": champion["trial_id"],
+        "mlflow_run_id": champion["run_id"],
         "tracking_uri": manifest.tracking_uri,
         "metric": metric,
-        "value": float(best[metric]),
-        "step": int(best["step"]),
-        "checkpoint": best["checkpoint"],
+        "mode": manifest.mode,
+        "value": float(champion[metric]),
+        "step": int(champion["step"]),
+        "planned_steps": int(champion["planned_steps"]),
+        "status": champion["status"],
+        "checkpoint": _checkpoint_of(manifest, champion["trial_id"]),
         "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    measured = f"{metric} = {champion[metric]:.6g} at step {int(champion['step'])}"
+    if bool(champion["replicated"]):
+        provenance["rule"] = ROBUST_RULE
+        provenance["replicated"] = spread(champion, metric)
+        worst = champion[f"{metric}_worst"]
+        measured = (
+            f"{metric} over {int(champion['seeds'])} fresh seeds: mean "
+            f"{champion[f'{metric}_mean']:.6g}, worst {worst:.6g} (selected at {measured})"
+        )
     out = Path(out) if out is not None else Path(manifest.sweep_dir) / BEST_FILE
-    out.parent.mkdir(parents=True, exist_ok=True)
     header = (
-        f"# Best trial of sweep {manifest.name!r}: {metric} = {best[metric]:.6g} at step "
-        f"{best['step']}.\n# Retrain it: gansweep train {out.name}\n"
+        f"# Champion of sweep {manifest.name!r}: {measured}.\n"
+        f"# Retrain it: gansweep train {out.name}\n"
     )
-    body = yaml.safe_dump(dict(best["config"]), sort_keys=False)
+    body = yaml.safe_dump(config.model_dump(), sort_keys=False)
     notes = yaml.safe_dump({PROVENANCE_KEY: provenance}, sort_keys=False)
-    out.write_text(header + body + notes)
+    atomic_write_text(out, header + body + notes)
     return out, provenance
 
 
@@ -128,7 +116,7 @@ def register_generator(manifest: Manifest, run_id: str, model_name: str) -> str:
         client.create_registered_model(
             model_name, description="GAN generators exported by gansweep"
         )
-    source = f"{client.get_run(run_id).info.artifact_uri}/generator.pt"
+    source = f"{client.get_run(run_id).info.artifact_uri}/{GENERATOR_FILE}"
     version = client.create_model_version(model_name, source=source, run_id=run_id)
     client.set_registered_model_alias(model_name, "champion", version.version)
-    return version.version
+    return str(version.version)

@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from gansweep.files import load_yaml
 from gansweep.trainables.augment import AUGMENTATIONS
 from gansweep.trainables.data import DATASETS
 from gansweep.trainables.losses import LOSSES
@@ -132,6 +133,8 @@ class TrialConfig(BaseModel):
     @field_validator(*CHOICES)
     @classmethod
     def _registered(cls, v: str, info: ValidationInfo) -> str:
+        # pydantic leaves field_name None only for model validators, never for a field's own
+        assert info.field_name is not None, "a field validator always knows its field"
         return _one_of(info.field_name, v, CHOICES[info.field_name])
 
     @field_validator("augment")
@@ -186,6 +189,15 @@ class TrialConfig(BaseModel):
                 )
         if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
             raise ValueError("nesterov=True needs optimizer 'sgd' with momentum > 0")
+        if self.d_norm == "batch" and self.penalty != "none":
+            # The penalties need each sample's own gradient of D; through batch statistics
+            # every sample's logit depends on the whole batch (Gulrajani et al. 2017 use
+            # layer norm in D for this reason).
+            raise ValueError(
+                f"penalty {self.penalty!r} with d_norm='batch' gives wrong per-sample "
+                "gradients through the batch statistics; use d_norm layer, spectral or "
+                "none with a gradient penalty"
+            )
         return self
 
     # --------------------------------------------------------------------- helpers
@@ -233,14 +245,15 @@ def format_validation_error(err: ValidationError) -> str:
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """["lr_g=2e-4", "loss=wgan"] -> {"lr_g": 0.0002, "loss": "wgan"} (YAML scalars)."""
+    """["lr_g=2e-4", "loss=wgan"] -> {"lr_g": 0.0002, "loss": "wgan"} (YAML scalars, read
+    like a config file: ``2e-4`` is a number)."""
     values: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set {pair!r}: expected key=value, e.g. --set loss=wgan")
         try:
-            values[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+            values[key.strip()] = load_yaml(raw) if raw.strip() else None
         except yaml.YAMLError as err:
             raise ConfigError(f"--set {pair!r}: value is not valid YAML ({err})") from None
     return values
@@ -257,7 +270,7 @@ def read_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         if not path.is_file():
             raise ConfigError(f"config file {str(path)!r} does not exist")
         try:
-            loaded = yaml.safe_load(path.read_text())
+            loaded = load_yaml(path.read_text())
         except yaml.YAMLError as err:
             raise ConfigError(f"config file {str(path)!r} is not valid YAML: {err}") from None
         if loaded is not None and not isinstance(loaded, dict):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,10 @@ from gansweep.trainables.augment import augment
 from gansweep.trainables.config import TrialConfig
 from gansweep.trainables.data import load_dataset
 from gansweep.trainables.losses import LOSSES
-from gansweep.trainables.metrics import DIVERGED_DISTANCE, evaluate_samples
+from gansweep.trainables.metrics import evaluate_samples, worst_metrics
 from gansweep.trainables.models import ARCHITECTURES, ModelSpec
 from gansweep.trainables.optimizers import OPTIMIZERS, OptimizerSettings, set_learning_rate
-from gansweep.trainables.regularizers import PENALTIES, clip_weights_, ema_update_
+from gansweep.trainables.regularizers import PENALTIES, clip_weights_, ema_decay_at, ema_update_
 
 CHECKPOINT_FORMAT = 1
 EVAL_CHUNK = 1000  # generate evaluation samples in chunks to bound memory
@@ -85,20 +86,15 @@ class GANTrainer:
         if cfg.ema_decay > 0:
             self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
 
-        shared = dict(
-            beta1=cfg.beta1,
-            beta2=cfg.beta2,
-            momentum=cfg.momentum,
-            nesterov=cfg.nesterov,
-            rmsprop_alpha=cfg.rmsprop_alpha,
-        )
+        def settings(lr: float, weight_decay: float) -> OptimizerSettings:
+            return OptimizerSettings(
+                lr, weight_decay, beta1=cfg.beta1, beta2=cfg.beta2, momentum=cfg.momentum,
+                nesterov=cfg.nesterov, rmsprop_alpha=cfg.rmsprop_alpha,
+            )  # fmt: skip
+
         build = OPTIMIZERS[cfg.optimizer]
-        self.opt_g = build(
-            self.G.parameters(), OptimizerSettings(cfg.lr_g, cfg.weight_decay_g, **shared)
-        )
-        self.opt_d = build(
-            self.D.parameters(), OptimizerSettings(cfg.lr_d, cfg.weight_decay_d, **shared)
-        )
+        self.opt_g = build(self.G.parameters(), settings(cfg.lr_g, cfg.weight_decay_g))
+        self.opt_d = build(self.D.parameters(), settings(cfg.lr_d, cfg.weight_decay_d))
 
         self.loss = LOSSES[cfg.loss]
         self.penalty = PENALTIES.get(cfg.penalty)  # None for "none"
@@ -114,6 +110,22 @@ class GANTrainer:
     @property
     def done(self) -> bool:
         return self.diverged or self.step >= self.config.steps
+
+    def evaluations(
+        self, on_step: Callable[[int], None] | None = None
+    ) -> Iterator[dict[str, float]]:
+        """Train to the end, yielding evaluate()'s metrics every `eval_every` steps and
+        after the last step: the one training loop, which `gansweep train` and the Ray
+        Tune trainable both consume. A restored trainer continues where it stopped.
+
+        on_step(step), if given, is called after every step (a progress bar).
+        """
+        while not self.done:
+            self.train_step()
+            if on_step is not None:
+                on_step(self.step)
+            if self.step % self.config.eval_every == 0 or self.done:
+                yield self.evaluate()
 
     def _noise(self, n: int) -> tuple[Tensor, Tensor | None]:
         z = torch.randn(n, self.config.z_dim, generator=self.rng).to(self.device)
@@ -149,6 +161,8 @@ class GANTrainer:
             fake_logits, fake_cls = self._discriminate(fake)
             loss_d = self.loss.d_loss(real_logits, fake_logits)
             if self.num_classes:  # AC-GAN: D also classifies real and generated images
+                assert real_cls is not None and fake_cls is not None  # D has its head
+                assert real_labels is not None and fake_labels is not None  # labelled data
                 loss_d = loss_d + cfg.ac_weight * (
                     F.cross_entropy(real_cls, real_labels) + F.cross_entropy(fake_cls, fake_labels)
                 )
@@ -164,18 +178,19 @@ class GANTrainer:
 
         z, fake_labels = self._noise(batch)
         fake_logits, fake_cls = self._discriminate(self.G(z, fake_labels))
-        real_logits = None
+        against = None
         if self.loss.g_needs_real:  # relativistic: G's loss compares against D(real)
             with torch.no_grad():
-                real_logits, _ = self._discriminate(real)
-        loss_g = self.loss.g_loss(fake_logits, real_logits)
+                against, _ = self._discriminate(real)
+        loss_g = self.loss.g_loss(fake_logits, against)
         if self.num_classes:
+            assert fake_cls is not None and fake_labels is not None
             loss_g = loss_g + cfg.ac_weight * F.cross_entropy(fake_cls, fake_labels)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
         if self.G_ema is not None:
-            ema_update_(self.G_ema, self.G, cfg.ema_decay)
+            ema_update_(self.G_ema, self.G, ema_decay_at(self.step, cfg.ema_decay))
 
         self.step += 1
         losses = torch.stack([loss_d.detach(), loss_g.detach()]).double().cpu()
@@ -226,8 +241,11 @@ class GANTrainer:
         if not self.diverged:
             fake, labels = self.generate(cfg.eval_samples)
             self.diverged = not bool(torch.isfinite(fake).all())
-        if self.diverged:
-            return {**result, "distance": DIVERGED_DISTANCE, "diverged": 1.0}
+        if self.diverged:  # every metric at its worst, so any --metric has a value
+            worst = worst_metrics(
+                self.data.kind, bool(self.num_classes), bool(cfg.inception_weights)
+            )
+            return {**result, **worst, "diverged": 1.0}
         metrics = evaluate_samples(self.data, fake, labels, cfg.inception_weights)
         return {**result, **metrics, "diverged": 0.0}
 
@@ -263,10 +281,8 @@ class GANTrainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state_dict(); the configured learning rates win over the saved ones.
-
-        (Schedulers such as PBT restart a trial from a checkpoint with new rates.)
-        """
+        """Restore a state_dict(); the configured learning rates win over the saved ones,
+        so the config a trainer was built from is the one it trains with."""
         if state.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(
                 f"checkpoint format {state.get('format')!r} is not {CHECKPOINT_FORMAT}"

@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gansweep.files import atomic_write
 from gansweep.trainables.data import ImageData
 
 # Bump when the architecture, the training schedule or the statistics change: cached
@@ -76,6 +76,10 @@ class FeatureNet(nn.Module):
     map is flattened, not averaged, because where a stroke is matters for a digit.
     """
 
+    # A buffer (registered in __init__); declared so type checkers see a Tensor rather
+    # than nn.Module.__getattr__'s Tensor | Module.
+    test_accuracy: Tensor
+
     def __init__(self, in_channels: int, image_size: int, num_classes: int):
         super().__init__()
         channels, size = _width(image_size), image_size
@@ -111,8 +115,11 @@ class FeatureNet(nn.Module):
         return torch.cat(feats), torch.cat(logits)
 
 
-def _check_labelled(data: ImageData) -> None:
-    if data.num_classes < 2 or data.train_y is None or data.test_y is None:
+def _check_labelled(data: ImageData) -> tuple[Tensor, Tensor]:
+    """Raise ValueError unless the feature net can be trained on ``data``; return its
+    (train_y, test_y), which the check has shown to be present."""
+    train_y, test_y = data.train_y, data.test_y
+    if data.num_classes < 2 or train_y is None or test_y is None:
         raise ValueError(
             f"the image metrics need a labelled data set (their feature space is a classifier "
             f"trained on it), but {data.name!r} has no labels (num_classes={data.num_classes})"
@@ -120,12 +127,14 @@ def _check_labelled(data: ImageData) -> None:
     c, h, w = data.shape
     if h != w or h < 8:
         raise ValueError(f"the feature net needs square images of at least 8x8, got {h}x{w}")
+    return train_y, test_y
 
 
 def _fingerprint(data: ImageData) -> str:
     """A short hash of the data's content, so two data sets sharing a name (two users'
     ``image_folder``s, say) never share a cached net. Hashes every label and an evenly
     spaced subset of at most 1,024 training images: cheap even for CIFAR-10."""
+    assert data.train_y is not None, "feature nets (and their cache keys) need labelled data"
     h = hashlib.sha256()
     h.update(repr((data.shape, data.num_classes, len(data.train_x), len(data.test_x))).encode())
     step = max(1, len(data.train_x) // 1024)
@@ -141,17 +150,8 @@ def cache_key(data: ImageData) -> str:
 
 
 def _atomic_save(obj: object, path: Path) -> None:
-    """torch.save to a temporary file in the same folder, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a shared cache must be readable
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """torch.save through the one atomic writer: readers never see a partial file."""
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 @torch.no_grad()
@@ -166,9 +166,9 @@ def train_feature_net(data: ImageData) -> FeatureNet:
     Returns it in eval mode with ``test_accuracy`` set (accuracy on the test split).
     The global random state is left untouched.
     """
-    _check_labelled(data)
+    train_y, test_y = _check_labelled(data)
     c, h, _ = data.shape
-    x, y = data.train_x.detach().cpu().float(), data.train_y.detach().cpu().long()
+    x, y = data.train_x.detach().cpu().float(), train_y.detach().cpu().long()
     steps_per_epoch = math.ceil(len(x) / BATCH_SIZE)
     epochs = max(1, min(EPOCHS, math.ceil(MAX_STEPS / steps_per_epoch)))
     with torch.random.fork_rng(devices=[]):
@@ -186,7 +186,7 @@ def train_feature_net(data: ImageData) -> FeatureNet:
                 opt.step()
                 sched.step()
     net.eval().requires_grad_(False)
-    net.test_accuracy.fill_(_accuracy(net, data.test_x, data.test_y))
+    net.test_accuracy.fill_(_accuracy(net, data.test_x, test_y))
     return net
 
 

@@ -174,7 +174,7 @@ def inception_fid_kid(fake: Tensor, real: Tensor, weights_path: str) -> dict[str
     """
     if not Path(weights_path).is_file():
         raise FileNotFoundError(_missing_weights_message(weights_path))
-    try:
+    try:  # an optional dependency: imported where it is used
         import torch_fidelity
     except ImportError as err:
         raise ImportError(

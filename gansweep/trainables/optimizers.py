@@ -47,10 +47,7 @@ OPTIMIZERS = {"sgd": sgd, "adam": adam, "rmsprop": rmsprop}
 
 
 def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    """Overwrite the learning rate of every parameter group.
-
-    After restoring a checkpoint the configured rate must win over the saved one:
-    schedulers such as PBT restart a trial with a new rate and an old checkpoint.
-    """
+    """Overwrite the learning rate of every parameter group (after restoring an
+    optimizer's state, whose saved rate may differ from the configured one)."""
     for group in optimizer.param_groups:
         group["lr"] = lr

@@ -122,13 +122,24 @@ def maybe_spectral(layer: nn.Module, kind: str) -> nn.Module:
 # ------------------------------------------------------------------------------ EMA
 
 
+def ema_decay_at(step: int, decay: float) -> float:
+    """The EMA decay used after `step` generator updates: min(decay, (1 + t) / (10 + t)).
+
+    A fixed decay of 0.999 averages over the last ~1,000 steps, so early on G_ema is mostly
+    the random initial weights and an EMA trial looks far worse than the same trial without
+    EMA at the scheduler's first rung. The ramp (TensorFlow's ExponentialMovingAverage
+    with num_updates) averages over roughly the last t / 10 steps until it reaches `decay`.
+    """
+    return min(decay, (1.0 + step) / (10.0 + step))
+
+
 @torch.no_grad()
 def ema_update_(ema: nn.Module, model: nn.Module, decay: float) -> None:
     """ema <- decay * ema + (1 - decay) * model for parameters; buffers are copied.
 
     Copying buffers keeps batch-norm statistics in step with the live generator.
     """
-    for e, p in zip(ema.parameters(), model.parameters(), strict=True):
-        e.lerp_(p, 1.0 - decay)
-    for e, b in zip(ema.buffers(), model.buffers(), strict=True):
-        e.copy_(b)
+    for e_param, p in zip(ema.parameters(), model.parameters(), strict=True):
+        e_param.lerp_(p, 1.0 - decay)
+    for e_buf, b in zip(ema.buffers(), model.buffers(), strict=True):
+        e_buf.copy_(b)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from matplotlib.figure import Figure
+from matplotlib.patches import Circle
+from torchvision.utils import save_image
+
 from gansweep.trainables.data import MixtureData
 from gansweep.trainables.engine import GANTrainer
 
@@ -21,10 +25,8 @@ def save_samples(trainer: GANTrainer, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(trainer.data, MixtureData):
-        _scatter(trainer, path)
+        _scatter(trainer, trainer.data, path)
     else:
-        from torchvision.utils import save_image
-
         k = trainer.num_classes
         columns = k if 0 < k <= 8 else 8
         fake, _ = trainer.generate(columns * (GRID_IMAGES // columns))
@@ -32,24 +34,20 @@ def save_samples(trainer: GANTrainer, path: str | Path) -> Path:
     return path
 
 
-def _scatter(trainer: GANTrainer, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display on servers and inside trials
-    import matplotlib.pyplot as plt
-
-    data: MixtureData = trainer.data
-    fake, _ = trainer.generate(SCATTER_POINTS)
-    fake, modes = fake.float().cpu().numpy(), data.modes.cpu().numpy()
+def _scatter(trainer: GANTrainer, data: MixtureData, path: Path) -> None:
+    """Matplotlib's object API with its Agg canvas: no pyplot, no global figure state, no
+    display needed on servers and inside trials. ``data`` is ``trainer.data``, narrowed."""
+    generated, _ = trainer.generate(SCATTER_POINTS)
+    fake, modes = generated.float().cpu().numpy(), data.modes.cpu().numpy()
     reach = float(abs(modes).max()) * 1.5
-    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+    fig = Figure(figsize=(5, 5), dpi=100)
+    ax = fig.add_subplot()
     ax.scatter(fake[:, 0], fake[:, 1], s=2, alpha=0.4, color="tab:blue", label="generated")
     for x, y in modes:
-        ax.add_patch(plt.Circle((x, y), 3 * data.sigma, fill=False, color="tab:red", lw=0.8))
+        ax.add_patch(Circle((x, y), 3 * data.sigma, fill=False, color="tab:red", lw=0.8))
     ax.scatter(modes[:, 0], modes[:, 1], marker="x", color="tab:red", s=30, label="modes")
     ax.set(xlim=(-reach, reach), ylim=(-reach, reach), aspect="equal")
     ax.set_title(f"{trainer.config.combination} on {data.name}, step {trainer.step}")
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)

@@ -1,8 +1,12 @@
 """The Ray Tune function trainable: thin glue around GANTrainer.
 
 Build the trainer from the trial's config, restore it if Tune hands back a checkpoint,
-then loop: train, and at every evaluation log to the trial's MLflow child run and report
-to Tune with a checkpoint. The only module under trainables/ that imports Ray or MLflow.
+then consume the engine's evaluations: log each to the trial's MLflow run (through the
+records layer) and report it to Tune with a checkpoint. The only module under
+trainables/ that imports Ray or MLflow (and the records layer).
+
+A replica (a top config retrained on a fresh seed) is a trial whose config carries
+REPLICA_KEY, the id of the trial it replicates.
 """
 
 from __future__ import annotations
@@ -10,34 +14,34 @@ from __future__ import annotations
 import shutil
 import tempfile
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import ray
 import torch
+from pyarrow.fs import FileSelector, FileType
 from ray import tune
 
-from gansweep.platform.tracking import TrialRun
+from gansweep.records.ranking import trial_outcome
+from gansweep.records.run_format import (
+    GENERATOR_FILE,
+    SAMPLES_FILE,
+    TAG_DEVICE,
+    TAG_NODE,
+    SweepRecords,
+    TrialIdentity,
+)
+from gansweep.records.write import TrialRun
 from gansweep.trainables.config import TrialConfig
 from gansweep.trainables.engine import GANTrainer
 from gansweep.trainables.samples import save_samples
 
 CHECKPOINT_FILE = "trial.pt"
+REPLICA_KEY = "_replica_of"  # in a replica's Tune config: the trial id it replicates
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint file that cannot be read back (truncated, corrupted, foreign)."""
-
-
-@dataclass(frozen=True)
-class SweepContext:
-    """What every trial of a sweep needs to know besides its own config."""
-
-    tracking_uri: str
-    experiment_id: str
-    parent_run_id: str
-    sweep_name: str = ""
 
 
 def save_trial_checkpoint(folder: Path, trainer: GANTrainer, run_id: str, metrics: dict) -> None:
@@ -62,12 +66,12 @@ def restore_checkpoint(checkpoint: tune.Checkpoint) -> dict[str, Any]:
     Raises CheckpointError naming every file tried when none can be read: the trial then
     fails visibly instead of silently starting over.
     """
-    from pyarrow.fs import FileSelector, FileType
-
     errors = []
     candidates = [checkpoint]
     parent, name = checkpoint.path.rsplit("/", 1)
-    listing = checkpoint.filesystem.get_file_info(FileSelector(parent))
+    filesystem = checkpoint.filesystem
+    assert filesystem is not None, "Tune's checkpoints carry their file system"
+    listing = filesystem.get_file_info(FileSelector(parent))
     older = sorted(
         (
             i.path
@@ -78,7 +82,7 @@ def restore_checkpoint(checkpoint: tune.Checkpoint) -> dict[str, Any]:
         ),
         reverse=True,
     )
-    candidates += [tune.Checkpoint(p, checkpoint.filesystem) for p in older]
+    candidates += [tune.Checkpoint(p, filesystem) for p in older]
     for candidate in candidates:
         with candidate.as_directory() as folder:
             try:
@@ -92,14 +96,20 @@ def restore_checkpoint(checkpoint: tune.Checkpoint) -> dict[str, Any]:
     raise CheckpointError("no readable checkpoint: " + "; ".join(errors))
 
 
+def split_config(config: dict[str, Any]) -> tuple[TrialConfig, str | None]:
+    """A Tune config -> (the TrialConfig, the trial id it replicates or None)."""
+    values = {k: v for k, v in config.items() if k != REPLICA_KEY}
+    return TrialConfig.from_dict(values), config.get(REPLICA_KEY)
+
+
 def trial_run_name(config: dict[str, Any], trial_id: str) -> str:
     """``<combination>-<trial id>``, the name of the trial in Tune and in MLflow."""
-    return f"{TrialConfig.from_dict(config).combination}-{trial_id}"
+    return f"{split_config(config)[0].combination}-{trial_id}"
 
 
-def train_gan(config: dict[str, Any], context: SweepContext) -> None:
+def train_gan(config: dict[str, Any], context: SweepRecords) -> None:
     """Train one GAN as a Ray Tune trial (wrap with tune.with_parameters(context=...))."""
-    cfg = TrialConfig.from_dict(config)
+    cfg, replica_of = split_config(config)
     trainer = GANTrainer(cfg)
     trial_id = tune.get_context().get_trial_id()
 
@@ -107,31 +117,21 @@ def train_gan(config: dict[str, Any], context: SweepContext) -> None:
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         saved = restore_checkpoint(checkpoint)
-        trainer.load_state_dict(saved["trainer"])  # re-applies the configured lr
+        trainer.load_state_dict(saved["trainer"])
         run_id = saved["mlflow_run_id"]
 
-    run = TrialRun(
-        context.tracking_uri,
-        context.experiment_id,
-        context.parent_run_id,
-        trial_id=trial_id,
-        run_name=trial_run_name(config, trial_id),
-        params=cfg.model_dump(),
-        run_id=run_id,
-        sweep_name=context.sweep_name,
-    )
+    who = TrialIdentity(context, trial_id, cfg.combination, replica_of)
+    run = TrialRun(who, cfg.model_dump(), run_id)
     # Where this attempt runs: on a cluster, the first thing to know about a failure.
-    run.set_tags({"ray.node_id": ray.get_runtime_context().get_node_id()})
-    with tempfile.TemporaryDirectory(prefix="gansweep-") as scratch:
-        scratch = Path(scratch)
-        while not trainer.done:
-            trainer.train_step()
-            if trainer.step % cfg.eval_every and not trainer.done:
-                continue
-            metrics = trainer.evaluate()
-            generator = scratch / "generator.pt"
+    run.set_tags(
+        {TAG_NODE: ray.get_runtime_context().get_node_id(), TAG_DEVICE: str(trainer.device)}
+    )
+    with tempfile.TemporaryDirectory(prefix="gansweep-") as scratch_dir:
+        scratch = Path(scratch_dir)
+        for metrics in trainer.evaluations():
+            generator = scratch / GENERATOR_FILE
             torch.save(trainer.generator_state_dict(), generator)
-            samples = save_samples(trainer, scratch / "samples.png")
+            samples = save_samples(trainer, scratch / SAMPLES_FILE)
             run.log_evaluation(metrics, trainer.step, [samples, generator])
 
             folder = Path(tempfile.mkdtemp(dir=scratch))
@@ -140,4 +140,4 @@ def train_gan(config: dict[str, Any], context: SweepContext) -> None:
             # trial ends it here (the driver then closes its MLflow run).
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
             shutil.rmtree(folder)  # Tune has its own copy now
-    run.finish("diverged" if trainer.diverged else "finished")
+    run.finish(trial_outcome(trainer.step, cfg.steps, trainer.diverged))

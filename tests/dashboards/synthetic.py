@@ -1,7 +1,8 @@
 """A synthetic sweep for tests and benchmarks of the report: a real MLflow SQLite store
-(parent run + one child run per trial with every TrialConfig param, the axis tags,
-metric histories and a samples.png), a real Optuna study and a manifest, laid out as a
-real sweep lays them out, but made in seconds with no Ray and no training.
+(parent run + one run per trial, and per replica of the top trials, with every
+TrialConfig param, the axis tags, metric histories and a samples.png), a real Optuna
+study and a manifest, written through the records layer (gansweep.records.write) as a
+real sweep writes them, but made in seconds with no Ray and no training.
 
 The results are made up (each loss has its own typical distance, plus noise); what is
 real is every name and format the report reads.
@@ -15,13 +16,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunTag
-
-from gansweep.platform import tracking
-from gansweep.platform.manifest import Manifest
+from gansweep.records import ranking
+from gansweep.records.manifest import Manifest, Replication
+from gansweep.records.run_format import TrialIdentity
+from gansweep.records.write import TrialRun, start_sweep_run
 from gansweep.trainables.config import TrialConfig
-from gansweep.trainables.metrics import DIVERGED_DISTANCE
+from gansweep.trainables.metrics import worst_metrics
 
 LOSSES = ("ns", "wgan", "hinge", "lsgan")
 PENALTIES = ("none", "gp", "r1")
@@ -76,6 +76,45 @@ def _study_trial(cfg: TrialConfig, value: float | None):
     )
 
 
+def _outcome(rng: random.Random, diverged: float, failed: float, stopped_early: float) -> str:
+    draw = rng.random()
+    for end, share in (
+        (ranking.DIVERGED, diverged), (ranking.FAILED, failed),
+        (ranking.STOPPED_EARLY, stopped_early),
+    ):  # fmt: skip
+        if draw < share:
+            return end
+        draw -= share
+    return ranking.FINISHED
+
+
+def _record(
+    manifest: Manifest, cfg: TrialConfig, trial_id: str, end: str, final: float,
+    last_step: int, samples: Path, replica_of: str | None = None,
+) -> float | None:  # fmt: skip
+    """One made-up trial, recorded through the records layer; returns what Tune would
+    have reported to Optuna (its last distance; None if it failed)."""
+    who = TrialIdentity(manifest.records, trial_id, cfg.combination, replica_of)
+    run = TrialRun(who, cfg.model_dump())
+    reported = None
+    if end != ranking.FAILED:
+        for step in range(EVAL_EVERY, last_step + 1, EVAL_EVERY):
+            value = final * (1 + 2 * (1 - step / STEPS))  # improves as it trains
+            if end == ranking.DIVERGED and step == last_step:
+                values = {**worst_metrics("vector", False, False), "diverged": 1.0}
+            else:
+                values = {
+                    "distance": value, "w1": value, "diverged": 0.0,
+                    "modes_captured": float(max(0, min(8, round(8 - 2 * value)))),
+                    "high_quality": max(0.0, min(1.0, 1 - value / 4.5)), "reverse_kl": value / 3,
+                }  # fmt: skip
+            values["step"] = float(step)
+            run.log_evaluation(values, step, [samples] if step == last_step else [])
+            reported = values["distance"]
+    run.finish(end, "FAILED" if end == ranking.FAILED else "FINISHED")
+    return reported
+
+
 def make_sweep(
     root: Path,
     n_trials: int,
@@ -83,6 +122,7 @@ def make_sweep(
     diverged: float = 0.1,
     failed: float = 0.03,
     stopped_early: float = 0.3,
+    replicate_top: int = 0,
     seeds: int = 3,
     status: str = "finished",
     rng_seed: int = 0,
@@ -90,7 +130,8 @@ def make_sweep(
     """Make a sweep of `n_trials` made-up trials under `root` and return its manifest.
 
     `diverged`, `failed`, `stopped_early` are the shares of trials that end so (1.0
-    diverged: all do); every fifth configuration is run with `seeds` seeds.
+    diverged: all do); the best `replicate_top` finished trials are replicated on `seeds`
+    fresh seeds.
     """
     import optuna
 
@@ -101,14 +142,12 @@ def make_sweep(
     uri = f"sqlite:///{root / 'mlflow.db'}"
     options = {"space": "synthetic", "name": name, "num_samples": n_trials, "metric": "distance",
                "mode": "min", "scheduler": "asha", "sampler": "tpe"}  # fmt: skip
-    experiment_id, parent = tracking.start_sweep_run(uri, name, options, None)
-    client = MlflowClient(uri)
+    experiment_id, parent = start_sweep_run(uri, name, options, None)
     manifest = Manifest(
         name=name, sweep_dir=str(sweep_dir), tracking_uri=uri, experiment_id=experiment_id,
         parent_run_id=parent, study_name=name, space="synthetic", space_source="", options=options,
         status=status, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )  # fmt: skip
-    manifest.save()
     study = optuna.create_study(
         study_name=name, storage=manifest.study_storage, direction="minimize"
     )
@@ -123,70 +162,37 @@ def make_sweep(
         )  # fmt: skip
         if cfg.penalty != "none":
             cfg.penalty_weight = math.exp(rng.uniform(math.log(0.1), math.log(10.0)))
-        repeats = seeds if len(configs) % 5 == 0 else 1
-        configs += [cfg.model_copy(update={"seed": s}) for s in range(repeats)]
-    configs = configs[:n_trials]
+        configs.append(cfg)
 
-    start = int(time.time() * 1000) - 60_000 * n_trials
     study_trials = []
+    finished: list[tuple[float, str, TrialConfig]] = []
     with tempfile.TemporaryDirectory() as scratch:
         samples = _samples_png(Path(scratch))
-        for i, cfg in enumerate(configs):
+        for cfg in configs:
             trial_id = f"{rng.getrandbits(32):08x}"
-            outcome = rng.random()
-            if outcome < diverged:
-                end = "diverged"
-            elif outcome < diverged + failed:
-                end = "failed"
-            elif outcome < diverged + failed + stopped_early:
-                end = "stopped_early"
-            else:
-                end = "finished"
-            last_step = STEPS if end == "finished" else EVAL_EVERY * rng.randint(1, 2)
-            final = (
-                TYPICAL[cfg.loss]
-                * math.exp(rng.gauss(0, 0.4))
-                * (0.6 if cfg.d_norm == "spectral" else 1.0)
-            )
-            t0 = start + 60_000 * i
-            tags = {
-                tracking.PARENT_TAG: parent, tracking.TAG_ROLE: "trial",
-                tracking.TAG_TRIAL_ID: trial_id, "combination": cfg.combination,
-                **{axis: str(getattr(cfg, axis)) for axis in tracking.AXES},
-            }  # fmt: skip
-            run = client.create_run(
-                experiment_id, start_time=t0, tags=tags, run_name=f"{cfg.combination}-{trial_id}"
-            )
-            run_id = run.info.run_id
-            metrics = []
-            if end != "failed":
-                for step in range(EVAL_EVERY, last_step + 1, EVAL_EVERY):
-                    frac = step / STEPS
-                    value = final * (1 + 2 * (1 - frac))  # improves as it trains
-                    bad = end == "diverged" and step == last_step
-                    values = {
-                        "distance": DIVERGED_DISTANCE if bad else value,
-                        "diverged": float(bad),
-                        "step": float(step),
-                        "modes_captured": float(max(0, min(8, round(8 - 2 * value)))),
-                        "high_quality": max(0.0, min(1.0, 1 - value / 4.5)),
-                        "reverse_kl": value / 3,
-                    }
-                    t = t0 + 1000 * step // 50
-                    metrics += [Metric(k, v, t, step) for k, v in values.items()]
-            params = [Param(k, "" if v is None else str(v)) for k, v in cfg.model_dump().items()]
-            client.log_batch(
-                run_id, metrics=metrics, params=params, tags=[RunTag(tracking.TAG_STATUS, end)]
-            )
-            if end != "failed":
-                client.log_artifact(run_id, str(samples))
-            client.set_terminated(
-                run_id,
-                "FAILED" if end == "failed" else "FINISHED",
-                end_time=t0 + 1000 * last_step // 50,
-            )
-            # What Tune reported to Optuna: the last distance (None: the trial failed).
-            reported = [m.value for m in metrics if m.key == "distance"][-1:] or [None]
-            study_trials.append(_study_trial(cfg, reported[0]))
+            end = _outcome(rng, diverged, failed, stopped_early)
+            final = TYPICAL[cfg.loss] * math.exp(rng.gauss(0, 0.4))
+            final *= 0.6 if cfg.d_norm == "spectral" else 1.0
+            last_step = STEPS if end == ranking.FINISHED else EVAL_EVERY * rng.randint(1, 2)
+            reported = _record(manifest, cfg, trial_id, end, final, last_step, samples)
+            study_trials.append(_study_trial(cfg, reported))
+            if end == ranking.FINISHED:
+                finished.append((final, trial_id, cfg))
+        # The top finished trials retrained on fresh seeds: the seed moves the result.
+        top = sorted(finished, key=lambda f: f[0])[:replicate_top]
+        if top:
+            fresh = list(range(1, seeds + 1))
+            manifest.replication = Replication(
+                top=replicate_top, seeds=fresh, trial_ids=[t for _, t, _ in top],
+                status="finished",
+            )  # fmt: skip
+        for final, source, cfg in top:
+            for seed in fresh:
+                end = _outcome(rng, diverged / 2, 0.0, 0.0)
+                value = final * math.exp(rng.gauss(0, 0.3))
+                replica = cfg.model_copy(update={"seed": seed})
+                _record(manifest, replica, f"{rng.getrandbits(32):08x}", end, value,
+                        STEPS, samples, replica_of=source)  # fmt: skip
+    manifest.save()
     study.add_trials(study_trials)
     return manifest

@@ -18,9 +18,9 @@ import pytest
 from mlflow import MlflowClient
 
 from gansweep.dashboards import REPORT_FILE, SECTIONS, ReportError, gather, write_report
-from gansweep.dashboards.report import best_of_k, best_so_far
-from gansweep.dashboards.synthetic import make_sweep
-from gansweep.platform.manifest import Manifest
+from gansweep.dashboards.stats import best_of_k, best_so_far
+from gansweep.records.manifest import Manifest
+from tests.dashboards.synthetic import make_sweep
 
 GANSWEEP = [sys.executable, "-m", "gansweep.platform.cli"]
 TINY = ["--set", "steps=200", "--set", "eval_every=100", "--set", "eval_samples=500"]
@@ -34,7 +34,7 @@ def real_sweep(tmp_path_factory) -> Manifest:
     env = {**os.environ, "RAY_ADDRESS": ""}  # never join a cluster someone left running
     proc = subprocess.run(
         [*GANSWEEP, "sweep", "--name", "s", "--num-samples", "4", "--max-concurrent", "2",
-         "--scheduler", "fifo", "--seed", "1", *TINY],
+         "--scheduler", "fifo", "--seed", "1", "--replicate-top", "0", *TINY],
         cwd=cwd, capture_output=True, text=True, timeout=600, env=env,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -60,10 +60,11 @@ def synthetic(tmp_path, empty_store):
     return make
 
 
-def child_runs(manifest: Manifest) -> list:
+def child_runs(manifest: Manifest, role: str = "trial") -> list:
     return MlflowClient(manifest.tracking_uri).search_runs(
         [manifest.experiment_id],
-        filter_string=f"tags.`mlflow.parentRunId` = '{manifest.parent_run_id}'",
+        filter_string=f"tags.`mlflow.parentRunId` = '{manifest.parent_run_id}' and "
+        f"tags.`gansweep.role` = '{role}'",
     )
 
 
@@ -155,7 +156,7 @@ def test_an_all_diverged_sweep_says_so_and_still_lists_every_trial(synthetic):
 
 
 def test_a_mixed_sweep_has_importances_seed_spread_and_escaped_strings(synthetic):
-    manifest = synthetic(30, diverged=0.15, failed=0.1, status="running")
+    manifest = synthetic(30, diverged=0.15, failed=0.1, status="running", replicate_top=3)
     client = MlflowClient(manifest.tracking_uri)
     victim = child_runs(manifest)[0].info.run_id
     client.set_tag(victim, "combination", "<script>alert(1)</script>")
@@ -170,7 +171,9 @@ def test_a_mixed_sweep_has_importances_seed_spread_and_escaped_strings(synthetic
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert running.info.run_id in page and ">running</span>" in page
     assert "Parameter importances (Optuna, PED-ANOVA)" in page
-    assert "configurations were run with several seeds" in page
+    assert "The top configs retrained on fresh seeds [1, 2, 3]" in page
+    replicas = child_runs(manifest, "replica")
+    assert len(replicas) == 3 * 3 and all(r.info.run_name in page for r in replicas)
     # landscape, heat map, stability, seeds, curves, importances, parallel, two budgets
     assert chart_count(page) == 9
     data = gather(manifest)

@@ -23,9 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from mlflow import MlflowClient
 
-from gansweep.platform import tracking
-from gansweep.platform.manifest import Manifest
+from gansweep.records import read, run_format
+from gansweep.records.manifest import Manifest
 
 GANSWEEP = [sys.executable, "-m", "gansweep.platform.cli"]
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
@@ -193,9 +194,11 @@ def planned_steps(steps: int, eval_every: int) -> list[int]:
 
 
 def sweep_args(name: str, steps: int, eval_every: int, *extra: str) -> list[str]:
+    """A FIFO sweep without replication unless `extra` asks for it."""
+    replication = [] if "--replicate-top" in extra else ["--replicate-top", "0"]
     return [
         "sweep", "--name", name, "--scheduler", "fifo",
-        "--set", f"steps={steps}", "--set", f"eval_every={eval_every}", *extra,
+        "--set", f"steps={steps}", "--set", f"eval_every={eval_every}", *replication, *extra,
     ]  # fmt: skip
 
 
@@ -230,12 +233,10 @@ def load_manifest(cwd: Path, name: str) -> Manifest | None:
 
 def children_by_trial(manifest: Manifest) -> dict[str, list]:
     """The sweep's MLflow child runs grouped by their gansweep.trial_id tag."""
-    runs = tracking.child_runs(
-        manifest.tracking_uri, manifest.experiment_id, manifest.parent_run_id
-    )
+    runs = read.child_runs(manifest.tracking_uri, manifest.experiment_id, manifest.parent_run_id)
     grouped: dict[str, list] = {}
     for run in runs:
-        grouped.setdefault(run.data.tags[tracking.TAG_TRIAL_ID], []).append(run)
+        grouped.setdefault(run.data.tags[run_format.TAG_TRIAL_ID], []).append(run)
     return grouped
 
 
@@ -250,13 +251,13 @@ def finished_trials(manifest: Manifest | None) -> set[str]:
     return {
         tid
         for tid, runs in grouped.items()
-        if any(r.data.tags.get(tracking.TAG_STATUS) == "finished" for r in runs)
+        if any(r.data.tags.get(run_format.TAG_STATUS) == "finished" for r in runs)
     }
 
 
 def metric_steps(manifest: Manifest, run_id: str, key: str = "distance") -> list[int]:
     """The steps of a metric's history, sorted; a step logged twice appears twice."""
-    client = tracking.MlflowClient(manifest.tracking_uri)
+    client = MlflowClient(manifest.tracking_uri)
     return sorted(m.step for m in client.get_metric_history(run_id, key))
 
 
@@ -290,5 +291,5 @@ def check_trial_run(manifest: Manifest, runs: list, planned: list[int]) -> None:
     assert len(runs) == 1, [r.info.run_id for r in runs]
     run = runs[0]
     assert run.info.status == "FINISHED"
-    assert run.data.tags[tracking.TAG_STATUS] == "finished"
+    assert run.data.tags[run_format.TAG_STATUS] == "finished"
     assert distance_steps(manifest, run.info.run_id) == planned

@@ -9,8 +9,9 @@ import time
 import pytest
 import yaml
 from faultkit import children_by_trial, load_manifest, optuna_trials, tail, tune_trials
+from mlflow import MlflowClient
 
-from gansweep.platform import tracking
+from gansweep.records import run_format
 from gansweep.trainables.metrics import DIVERGED_DISTANCE
 
 STEPS, EVAL_EVERY = 300, 100
@@ -55,12 +56,12 @@ def test_a_trial_that_produces_nan_is_tagged_diverged_and_the_sweep_goes_on(swee
     assert sorted(grouped) == sorted([diverged.trial_id, normal.trial_id])
     [bad] = grouped[diverged.trial_id]
     [good] = grouped[normal.trial_id]
-    assert (bad.info.status, bad.data.tags[tracking.TAG_STATUS]) == ("FINISHED", "diverged")
+    assert (bad.info.status, bad.data.tags[run_format.TAG_STATUS]) == ("FINISHED", "diverged")
     assert bad.data.metrics["diverged"] == 1.0
     assert bad.data.metrics["distance"] == DIVERGED_DISTANCE
-    assert (good.info.status, good.data.tags[tracking.TAG_STATUS]) == ("FINISHED", "finished")
+    assert (good.info.status, good.data.tags[run_format.TAG_STATUS]) == ("FINISHED", "finished")
     assert good.data.metrics["diverged"] == 0.0
-    client = tracking.MlflowClient(manifest.tracking_uri)
+    client = MlflowClient(manifest.tracking_uri)
     history = client.get_metric_history(good.info.run_id, "distance")
     assert sorted(m.step for m in history) == [100, 200, 300]
     assert all(math.isfinite(m.value) for m in history)

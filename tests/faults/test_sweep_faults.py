@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from faultkit import (
     Sweeps,
     check_trial_run,
@@ -37,12 +38,13 @@ from faultkit import (
     tune_trials,
     wait_for,
 )
+from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from gansweep.platform import tracking
 from gansweep.platform.cli import app
-from gansweep.platform.manifest import Manifest
 from gansweep.platform.sweep import space_of
+from gansweep.records import run_format
+from gansweep.records.manifest import Manifest
 
 # ------------------------------------------------------------ driver kill helpers
 
@@ -111,9 +113,9 @@ def resume_and_check(
 
     # MLflow: the same parent run, finished; one finished child run per Tune trial with
     # every evaluation step once.
-    client = tracking.MlflowClient(manifest.tracking_uri)
+    client = MlflowClient(manifest.tracking_uri)
     parents = client.search_runs(
-        [manifest.experiment_id], filter_string=f"tags.`{tracking.TAG_ROLE}` = 'sweep'"
+        [manifest.experiment_id], filter_string=f"tags.`{run_format.TAG_ROLE}` = 'sweep'"
     )
     assert [r.info.run_id for r in parents] == [manifest.parent_run_id]
     assert parents[0].info.status == "FINISHED"
@@ -126,7 +128,7 @@ def resume_and_check(
     # and belongs to one of the FAIL Optuna trials.
     lost = [run for trial_id, runs in grouped.items() if trial_id not in tune_ids for run in runs]
     print("lost trials' child runs:", {r.info.run_name: r.info.status for r in lost})
-    assert [(r.info.status, r.data.tags[tracking.TAG_STATUS]) for r in lost] == [
+    assert [(r.info.status, r.data.tags[run_format.TAG_STATUS]) for r in lost] == [
         ("FAILED", "failed")
     ] * len(lost)
     failed_params = {n: {k: str(v) for k, v in after[n].params.items()} for n in failed}
@@ -220,7 +222,7 @@ def test_a_trial_started_after_the_last_snapshot_is_closed_as_failed_on_resume(s
         pytest.skip("Tune saved the new trial before the kill: no trial was lost this time")
 
     lost = resume_and_check(sweeps, manifest, optuna_before, samples, planned)
-    assert sorted(r.data.tags[tracking.TAG_TRIAL_ID] for r in lost) == sorted(unknown)
+    assert sorted(r.data.tags[run_format.TAG_TRIAL_ID] for r in lost) == sorted(unknown)
     failed = [t for t in optuna_trials(manifest) if t.state.name == "FAIL"]
     assert len(failed) == len(unknown)
 
@@ -342,3 +344,64 @@ def test_a_truncated_checkpoint_is_refused_and_the_retry_falls_back_to_the_one_b
     grouped = children_by_trial(manifest)
     assert sorted(grouped) == [trial.trial_id]
     check_trial_run(manifest, grouped[trial.trial_id], planned)
+
+
+@pytest.mark.slow
+def test_a_replication_whose_driver_is_killed_resumes_without_running_a_seed_twice(
+    sweeps, tmp_path
+):
+    """Fault: the driver is SIGKILLed (with its cluster) during the replication, after one
+    replica finished and while another is midway.
+    Must survive: `gansweep resume` continues the replication's own Tune experiment; every
+    (config, fresh seed) pair ends with exactly one finished replica run, the search is
+    not run again, and best.yaml records the spread over all the seeds."""
+    name, steps, eval_every, top, seeds = "replicas", 600, 100, 1, 3
+    planned = planned_steps(steps, eval_every)
+    proc = sweeps.start(
+        *sweep_args(name, steps, eval_every, "--num-samples", "2", "--replicate-top",
+                    str(top), "--seeds", str(seeds)),
+        "--max-concurrent", "1", log="sweep.log",
+    )  # fmt: skip
+    started = time.monotonic()
+
+    def one_replica_finished_and_another_midway() -> bool:
+        manifest = load_manifest(tmp_path, name)
+        if manifest is None or manifest.replication is None:
+            return False
+        try:
+            runs = [r for rs in children_by_trial(manifest).values() for r in rs]
+        except Exception:  # the driver holds the SQLite write lock right now
+            return False
+        replicas = [r for r in runs if r.data.tags.get(run_format.TAG_ROLE) == "replica"]
+        done = [r for r in replicas if r.data.tags.get(run_format.TAG_STATUS) == "finished"]
+        midway = latest_checkpoints(manifest.replicas_dir)
+        return bool(done) and any(i <= len(planned) - 3 for i in midway.values())
+
+    wait_for("a finished replica + one midway", one_replica_finished_and_another_midway,
+             proc, 400)  # fmt: skip
+    kill_like_a_reboot(proc, started)
+    manifest = load_manifest(tmp_path, name)
+    search_trials = {t.trial_id for t in tune_trials(Path(manifest.sweep_dir))}
+
+    proc = sweeps.start("resume", name, log="resume.log")
+    assert sweeps.wait(proc, 400) == 0, tail(proc)
+    manifest = load_manifest(tmp_path, name)
+    assert manifest.status == "finished" and manifest.replication.status == "finished"
+    assert {t.trial_id for t in tune_trials(Path(manifest.sweep_dir))} == search_trials
+    replicas = [
+        r for rs in children_by_trial(manifest).values() for r in rs
+        if r.data.tags.get(run_format.TAG_ROLE) == "replica"
+    ]  # fmt: skip
+    finished = [r for r in replicas if r.data.tags[run_format.TAG_STATUS] == "finished"]
+    pairs = sorted((r.data.tags["replica_of"], r.data.tags["seed"]) for r in finished)
+    expected = sorted((t, str(s)) for t in manifest.replication.trial_ids
+                      for s in manifest.replication.seeds)  # fmt: skip
+    assert pairs == expected  # every pair finished once: none lost, none run twice
+    for run in finished:
+        check_trial_run(manifest, [run], planned)
+    # A replica lost with the driver (started after Tune's last snapshot) is closed as
+    # failed; its seed was retrained under a new run, which is the one that counts.
+    lost = [r for r in replicas if r not in finished]
+    assert [r.data.tags[run_format.TAG_STATUS] for r in lost] == ["failed"] * len(lost)
+    best = yaml.safe_load((Path(manifest.sweep_dir) / "best.yaml").read_text())
+    assert best["_provenance"]["replicated"]["seeds"] == seeds

@@ -4,6 +4,8 @@ nodes as separate raylets on this machine) places trials on more than one node."
 import pytest
 
 from gansweep.platform import sweep as sweeps
+from gansweep.platform.sweep_input import SweepOptions, prepare
+from gansweep.records.manifest import Manifest
 
 
 @pytest.fixture
@@ -26,21 +28,19 @@ def test_a_sweep_spreads_trials_over_the_worker_nodes(cluster, tmp_path, monkeyp
 
     cluster, workers = cluster
     monkeypatch.chdir(tmp_path)
-    options = sweeps.SweepOptions(
+    options = SweepOptions(
         name="multinode",
         num_samples=4,
         max_concurrent=2,
         scheduler="fifo",
         overrides=["steps=200", "eval_every=100", "eval_samples=500"],
         address=cluster.address,
+        replicate_top=0,
     )
-    prepared = sweeps.prepare(options)
+    prepared = prepare(options)
     ray.init(address=cluster.address)
-    manifest = sweeps.run(prepared)
-
-    from gansweep.platform.export import leaderboard
-
-    table = leaderboard(manifest)
+    table = sweeps.run(prepared).board
+    manifest = Manifest.load(tmp_path / "sweeps", "multinode")
     assert len(table) == 4 and (table["step"] == 200).all()
     assert manifest.status == "finished"
 

@@ -77,7 +77,11 @@ def test_landscape_conditions():
         params = trial.params
         assert ("beta1" in params) == ("beta2" in params) == (params["optimizer"] == "adam")
         assert ("momentum" in params) == (params["optimizer"] == "sgd")
-        assert ("penalty_weight" in params) == (params["penalty"] != "none")
+        # A gradient penalty is never sampled with batch norm in D (wrong per-sample
+        # gradients through the batch statistics); then the penalty stays none.
+        assert ("penalty" in params) == (params["d_norm"] != "batch")
+        penalty = params.get("penalty", "none")
+        assert ("penalty_weight" in params) == (penalty != "none")
         assert params["n_critic"] in range(1, 6)
         study.tell(trial, 0.0)
 
@@ -358,3 +362,12 @@ def test_searchspace_is_a_frozen_value():
     assert isinstance(space, SearchSpace)
     with pytest.raises(AttributeError):
         space.name = "other"  # type: ignore[misc]
+
+
+def test_a_space_that_could_sample_a_penalty_through_batch_norm_is_refused():
+    text = "params:\n  d_norm: {choice: [batch, layer]}\n  penalty: {choice: [gp, r1]}\n"
+    with pytest.raises(SearchSpaceError, match="with d_norm='batch' gives wrong per-sample"):
+        parse_space(text)
+    # Conditioned on the normalization, as the landscape space does, it loads.
+    guarded = text.replace("{choice: [gp, r1]}", "{choice: [gp, r1], when: {d_norm: [layer]}}")
+    assert [p.name for p in parse_space(guarded).params] == ["d_norm", "penalty"]

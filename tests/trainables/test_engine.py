@@ -162,7 +162,11 @@ def test_divergence_is_reported_as_a_metric_not_an_exception():
     assert trainer.diverged and trainer.done
     metrics = trainer.evaluate()
     assert metrics["diverged"] == 1.0
-    assert metrics["distance"] == DIVERGED_DISTANCE
+    # Every metric a healthy run reports is there, at its worst: any --metric works.
+    healthy = GANTrainer(TINY).evaluate()
+    assert metrics.keys() == healthy.keys()
+    assert metrics["distance"] == metrics["w1"] == metrics["reverse_kl"] == DIVERGED_DISTANCE
+    assert metrics["modes_captured"] == metrics["high_quality"] == 0.0
     step = trainer.step
     trainer.train_step()  # a diverged run stays where it stopped
     assert trainer.step == step
@@ -184,6 +188,43 @@ def test_evaluate_reports_mixture_metrics_and_mean_losses():
     assert metrics["loss_d"] == pytest.approx(sum(s["loss_d"] for s in steps) / 5)
     assert {"distance", "modes_captured", "high_quality", "reverse_kl"} <= metrics.keys()
     assert 0 <= metrics["modes_captured"] <= 8
+
+
+def test_evaluations_yield_at_every_interval_and_after_the_last_step():
+    trainer = GANTrainer(dict(TINY, steps=25, eval_every=10))
+    seen = []
+    steps = [m["step"] for m in trainer.evaluations(on_step=seen.append)]
+    assert steps == [10, 20, 25] and seen == list(range(1, 26)) and trainer.done
+
+
+def test_a_restored_trainer_continues_its_evaluations_where_it_stopped():
+    trainer = GANTrainer(dict(TINY, steps=30, eval_every=10))
+    evaluations = trainer.evaluations()
+    first = next(evaluations)
+    resumed = GANTrainer(dict(TINY, steps=30, eval_every=10))
+    resumed.load_state_dict(roundtrip(trainer.state_dict()))  # as from a checkpoint file
+    rest = list(resumed.evaluations())
+    assert [first["step"], *(m["step"] for m in rest)] == [10, 20, 30]
+    assert rest == list(evaluations)  # bit for bit what the uninterrupted run reports
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_an_ema_run_is_not_worse_than_the_same_run_without_ema_at_the_first_rung(seed):
+    """A fixed decay of 0.999 would average G's first 500 steps with its random start
+    and make every EMA trial look bad at ASHA's first rung; the warmed-up EMA does not."""
+    first = {}
+    for decay in (0.0, 0.999):
+        trainer = GANTrainer(dict(seed=seed, steps=500, eval_every=500, ema_decay=decay))
+        first[decay] = next(trainer.evaluations())["distance"]
+    assert first[0.999] <= first[0.0] * 1.1, first
+
+
+def test_ema_decay_ramps_up_to_the_configured_value():
+    from gansweep.trainables.regularizers import ema_decay_at
+
+    assert ema_decay_at(0, 0.999) == pytest.approx(0.1)
+    assert ema_decay_at(90, 0.999) == pytest.approx(0.91)
+    assert ema_decay_at(100_000, 0.999) == 0.999
 
 
 def test_evaluation_samples_are_the_same_noise_every_time():

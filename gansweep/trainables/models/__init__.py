@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from gansweep.trainables.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from gansweep.trainables.models.dcgan import IMAGE_SIZES, DCGANDiscriminator, DCGANGenerator
 from gansweep.trainables.models.mlp import MLPDiscriminator, MLPGenerator
 from gansweep.trainables.models.resnet import ResNetDiscriminator, ResNetGenerator
 from gansweep.trainables.models.spec import ModelSpec
@@ -34,10 +34,8 @@ class Architecture:
     image_sizes: tuple[int, ...] | None = None  # square image sizes; None: any shape
 
 
-CONV_SIZES = (8, 16, 32, 64)
-
 ARCHITECTURES: dict[str, Architecture] = {
     "mlp": Architecture(MLPGenerator, MLPDiscriminator, kinds=("vector", "image")),
-    "dcgan": Architecture(DCGANGenerator, DCGANDiscriminator, ("image",), CONV_SIZES),
-    "resnet": Architecture(ResNetGenerator, ResNetDiscriminator, ("image",), CONV_SIZES),
+    "dcgan": Architecture(DCGANGenerator, DCGANDiscriminator, ("image",), IMAGE_SIZES),
+    "resnet": Architecture(ResNetGenerator, ResNetDiscriminator, ("image",), IMAGE_SIZES),
 }

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from gansweep.trainables.models.spec import ModelSpec
 from gansweep.trainables.regularizers import maybe_spectral, norm_layer
 
+# The square image sizes the conv families (dcgan, resnet) build: x2 steps from 4x4.
 IMAGE_SIZES = (8, 16, 32, 64)
 MAX_MULT = 8  # 64x64 with width 64: 512 channels at 4x4 instead of 1024 (~2.5x fewer params)
 

@@ -1,0 +1,61 @@
+"""Files every layer writes or reads: one atomic writer and one YAML reader.
+
+The bottom of the package: it imports nothing from gansweep.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object], mode: int = 0o644) -> Path:
+    """Write a file through `write(file)` into a temporary file in the same folder, then
+    rename it into place: a crash leaves the old file or the new one, never half of one,
+    and a reader never sees a partial file. Returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.chmod(tmp, mode)  # mkstemp makes it private; shared caches and sweeps are read by others
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    return atomic_write(path, lambda f: f.write(data))
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+class YamlLoader(yaml.SafeLoader):
+    """Safe YAML, plus exponents without a dot (``1e-4``) read as floats, as in YAML 1.2.
+
+    PyYAML follows YAML 1.1, where ``1e-4`` is the *string* "1e-4": a trap for learning
+    rates, the very numbers configs and search spaces are full of.
+    """
+
+
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML text with YamlLoader (safe: plain data only, never objects)."""
+    return yaml.load(text, Loader=YamlLoader)  # noqa: S506 - YamlLoader is a SafeLoader

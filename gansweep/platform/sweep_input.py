@@ -1,0 +1,208 @@
+"""What `gansweep sweep` takes, and checking all of it before anything is created: no Ray
+cluster is started, no MLflow run and no sweep folder exist until ``prepare`` returns."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from gansweep.platform.tune_glue import SAMPLERS, SCHEDULERS
+from gansweep.records.manifest import check_sweep_name
+from gansweep.records.store import TrackingError, check_tracking_store, resolve_tracking_uri
+from gansweep.search_spaces import SearchSpace, SearchSpaceError, load_space
+from gansweep.trainables.config import ConfigError, TrialConfig, parse_overrides
+from gansweep.trainables.data import DATASETS
+from gansweep.trainables.metrics import (
+    METRICS,
+    NOT_TARGETS,
+    PRIMARY_METRIC,
+    MetricSpec,
+    reported_metrics,
+)
+
+log = logging.getLogger(__name__)
+
+MODES = ("min", "max")
+DEFAULT_REPLICATE_TOP = 3  # configs a sweep retrains on fresh seeds at its end
+DEFAULT_SEEDS = 3  # fresh seeds per replicated config
+
+
+class SweepInputError(ValueError):
+    """Bad sweep input; the CLI turns it into exit code 2."""
+
+
+@dataclass
+class SweepOptions:
+    """Everything `gansweep sweep` takes; recorded in the manifest and the parent run."""
+
+    space: str = "quick"
+    name: str | None = None
+    num_samples: int = 8
+    max_concurrent: int = 2
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    sampler: str = "tpe"
+    scheduler: str = "asha"
+    metric: str = PRIMARY_METRIC
+    mode: str | None = None  # None: the metric's own direction
+    time_budget: float | None = None  # seconds
+    seed: int | None = 0
+    overrides: list[str] = field(default_factory=list)
+    storage: str = "sweeps"
+    address: str | None = None
+    tracking_uri: str | None = None
+    max_failures: int = 2
+    replicate_top: int = DEFAULT_REPLICATE_TOP
+    seeds: int = DEFAULT_SEEDS
+
+
+@dataclass
+class PreparedSweep:
+    options: SweepOptions  # with mode resolved and num_samples fitted to a grid
+    name: str
+    space: SearchSpace  # with the --set values merged into its fixed values
+    sweep_dir: Path
+    tracking_uri: str
+
+
+def check_positive(name: str, value: float, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise SweepInputError(f"--{name.replace('_', '-')} must be {bound}, got {value}")
+
+
+def check_ray_address(address: str | None, timeout: float = 5.0) -> None:
+    """An unreachable cluster fails in seconds with a clear message, not after Ray's
+    own minutes of retries."""
+    if not address or address in ("auto", "local"):
+        return
+    parsed = urlparse(address if "://" in address else f"ray://{address}")
+    host, port = parsed.hostname, parsed.port
+    if not host or not port:
+        raise SweepInputError(f"cluster address {address!r} is not host:port or ray://host:port")
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as err:
+        raise SweepInputError(f"Ray cluster at {address} does not answer: {err}") from None
+
+
+def space_metrics(space: SearchSpace) -> dict[str, MetricSpec]:
+    """The metrics that every trial of the space reports (Tune checks each result for
+    the sweep's metric, so one trial without it would fail the sweep)."""
+    kinds = {DATASETS[name].kind for name in space.possible_values("dataset")}
+    conditional = all(space.possible_values("conditional"))
+    inception = all(v is not None for v in space.possible_values("inception_weights"))
+    metrics = [reported_metrics(kind, conditional, inception) for kind in kinds]
+    return {name: spec for name, spec in metrics[0].items() if all(name in m for m in metrics)}
+
+
+def resolve_mode(space: SearchSpace, metric: str, mode: str | None) -> str:
+    """The optimization direction of `metric`, checked against what the trials report."""
+    valid = space_metrics(space)
+    listed = ", ".join(f"{n} ({s.mode})" for n, s in valid.items())
+    if metric not in valid:
+        if metric in NOT_TARGETS:
+            why = "is reported but ranks nothing (it says little about the samples)"
+        elif metric in METRICS:
+            why = f"is not reported by every trial of space {space.name!r}"
+        else:
+            why = "is not a metric that trials report"
+        raise SweepInputError(f"--metric {metric!r} {why}; valid: {listed}")
+    own = valid[metric].mode
+    if mode is None:
+        return own
+    if mode not in MODES:
+        raise SweepInputError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
+    if mode != own:
+        better = "lower" if own == "min" else "higher"
+        raise SweepInputError(
+            f"--mode {mode} does not fit --metric {metric}: {better} is better, so its mode "
+            f"is {own} (or leave --mode out)"
+        )
+    return mode
+
+
+def prepare(options: SweepOptions) -> PreparedSweep:
+    """Validate everything; create nothing."""
+    try:
+        space = load_space(options.space)
+    except SearchSpaceError as err:
+        raise SweepInputError(str(err)) from None
+    try:
+        overrides = parse_overrides(options.overrides)
+    except ConfigError as err:
+        raise SweepInputError(str(err)) from None
+    searched = {p.name for p in space.params}
+    clash = sorted(searched & overrides.keys())
+    if clash:
+        raise SweepInputError(
+            f"--set {', '.join(clash)}: searched by space {space.name!r}; --set only "
+            f"overrides its fixed values ({', '.join(space.fixed) or 'none'}) or adds fields"
+        )
+    try:
+        TrialConfig.from_dict({**space.fixed, **overrides})
+    except ConfigError as err:
+        raise SweepInputError(f"fixed values with --set do not validate: {err}") from None
+    space = dataclasses.replace(space, fixed={**space.fixed, **overrides})
+
+    if options.sampler not in SAMPLERS:
+        raise SweepInputError(f"unknown sampler {options.sampler!r}; valid: {', '.join(SAMPLERS)}")
+    if options.sampler == "grid" and not space.is_discrete:
+        continuous = [p.name for p in space.params if p.kind in ("uniform", "loguniform")]
+        raise SweepInputError(
+            f"sampler 'grid' needs a space of choice/int parameters only; space "
+            f"{space.name!r} has continuous ones: {', '.join(continuous)}"
+        )
+    if options.scheduler not in SCHEDULERS:
+        raise SweepInputError(
+            f"unknown scheduler {options.scheduler!r}; valid: {', '.join(SCHEDULERS)}"
+        )
+    mode = resolve_mode(space, options.metric, options.mode)
+    check_positive("num_samples", options.num_samples)
+    check_positive("max_concurrent", options.max_concurrent)
+    check_positive("cpus_per_trial", options.cpus_per_trial)
+    check_positive("gpus_per_trial", options.gpus_per_trial, allow_zero=True)
+    check_positive("max_failures", options.max_failures, allow_zero=True)
+    check_positive("replicate_top", options.replicate_top, allow_zero=True)
+    check_positive("seeds", options.seeds, allow_zero=options.replicate_top == 0)
+    if options.time_budget is not None:
+        check_positive("time_budget", options.time_budget)
+    if options.storage.startswith(("s3://", "gs://", "hdfs://")):
+        raise SweepInputError(
+            f"--storage {options.storage!r}: object stores are not supported yet; use a "
+            "folder (a shared file system path on clusters)"
+        )
+
+    name = options.name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        check_sweep_name(name)
+    except ValueError as err:
+        raise SweepInputError(str(err)) from None
+    sweep_dir = Path(options.storage).expanduser().resolve() / name
+    if sweep_dir.exists():
+        raise SweepInputError(
+            f"sweep {name!r} already exists in {sweep_dir.parent}: continue it with "
+            f"`gansweep resume {name}` or choose another --name"
+        )
+    try:
+        uri = resolve_tracking_uri(options.tracking_uri)
+        check_tracking_store(uri)
+    except TrackingError as err:
+        raise SweepInputError(str(err)) from None
+    check_ray_address(options.address or os.environ.get("RAY_ADDRESS"))
+
+    options = dataclasses.replace(options, mode=mode)
+    if options.sampler == "grid" and options.num_samples > space.grid_size():
+        # Past the last combination the brute-force sampler would repeat them.
+        log.warning(
+            "space %r has %d combinations: running %d trials, not %d",
+            space.name, space.grid_size(), space.grid_size(), options.num_samples,
+        )  # fmt: skip
+        options = dataclasses.replace(options, num_samples=space.grid_size())
+    return PreparedSweep(options, name, space, sweep_dir, uri)

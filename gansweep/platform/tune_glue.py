@@ -1,0 +1,273 @@
+"""The Ray Tune glue of a sweep: samplers (Optuna), schedulers, the searcher that resumes
+cleanly, the searcher of the replication, the driver-side callback that closes trial
+runs, and the Tuners themselves (the search, and the replication of its top configs on
+fresh seeds)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import optuna
+import ray
+from ray import tune
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler, TrialScheduler
+from ray.tune.search import Searcher
+from ray.tune.search.optuna import OptunaSearch
+
+from gansweep.records import ranking
+from gansweep.records.manifest import REPLICAS_DIR, Manifest
+from gansweep.records.read import find_trial_run
+from gansweep.records.write import end_trial_run
+from gansweep.search_spaces import SearchSpace
+from gansweep.trainables.trainable import split_config, train_gan, trial_run_name
+
+if TYPE_CHECKING:  # sweep_input reads this module's registries
+    from gansweep.platform.sweep_input import SweepOptions
+
+log = logging.getLogger(__name__)
+
+
+def startup_trials(num_samples: int) -> int:
+    """Random trials before a model-based sampler starts modelling: Optuna's default of 10
+    would make every sweep of 10 trials or fewer a random search. A quarter of the
+    budget, at least 2, at most Optuna's 10."""
+    return max(2, min(10, num_samples // 4))
+
+
+SAMPLERS: dict[str, Callable[[int | None, int], optuna.samplers.BaseSampler]] = {
+    "tpe": lambda seed, n: optuna.samplers.TPESampler(
+        seed=seed, n_startup_trials=startup_trials(n)
+    ),
+    "random": lambda seed, n: optuna.samplers.RandomSampler(seed=seed),
+    "gp": lambda seed, n: optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup_trials(n)),
+    "cmaes": lambda seed, n: optuna.samplers.CmaEsSampler(seed=seed),
+    # Every combination once; Optuna's brute force handles conditional parameters.
+    "grid": lambda seed, n: optuna.samplers.BruteForceSampler(seed=seed),
+}
+
+
+# Time is counted in generator steps (the reported "step"), so rungs fall on evaluations
+# whatever the wall-clock speed of a trial.
+def _asha(max_t: int, grace: int) -> TrialScheduler:
+    return ASHAScheduler(time_attr="step", max_t=max_t, grace_period=grace, reduction_factor=3)
+
+
+def _hyperband(max_t: int, grace: int) -> TrialScheduler:
+    # HyperBand counts evaluations, not steps: its brackets hold up to 3^s trials for s up
+    # to log3(max_t), so counted in steps a bracket would need hundreds of trials to fill
+    # before it stops any.
+    evaluations = math.ceil(max_t / grace)
+    return HyperBandScheduler(time_attr="training_iteration", max_t=evaluations, reduction_factor=3)
+
+
+def _fifo(max_t: int, grace: int) -> TrialScheduler:
+    return FIFOScheduler()
+
+
+SCHEDULERS: dict[str, Callable[[int, int], TrialScheduler]] = {
+    "asha": _asha,
+    "hyperband": _hyperband,
+    "fifo": _fifo,
+}
+
+
+def scheduler_budget(space: SearchSpace) -> tuple[int, int]:
+    """(max_t, grace period) in steps: the longest trial the space can sample, and its
+    longest evaluation interval, so every trial reports before the first rung."""
+    max_t = int(space.largest("steps"))
+    return max_t, min(int(space.largest("eval_every")), max_t)
+
+
+def fit(manifest: Manifest, tuner: tune.Tuner) -> None:
+    """Run a Tuner; Ctrl-C leaves the sweep marked interrupted (for `gansweep resume`)."""
+    try:
+        tuner.fit()
+    except KeyboardInterrupt:
+        manifest.status = "interrupted"
+        if manifest.replication is not None:
+            manifest.replication.status = "interrupted"
+        manifest.save()
+        raise
+
+
+def init_ray(address: str | None) -> None:
+    if not ray.is_initialized():
+        ray.init(address=address, logging_level=logging.WARNING, include_dashboard=False)
+
+
+class CloseTrialRuns(tune.Callback):
+    """A Tune callback on the driver that closes the MLflow run of a trial the scheduler
+    stopped (its function never returns) or that failed for good."""
+
+    def __init__(self, manifest: Manifest) -> None:
+        self.manifest = manifest
+
+    def _close(self, trial: Trial, status: str, run_status: str) -> None:
+        m = self.manifest
+        try:
+            run_id = find_trial_run(
+                m.tracking_uri, m.experiment_id, m.parent_run_id, trial.trial_id
+            )
+            if run_id is not None:
+                end_trial_run(m.tracking_uri, run_id, status, run_status)
+        except Exception as err:  # bookkeeping must never stop the sweep
+            log.warning("could not close the MLflow run of %s: %s", trial, err)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Trial, **info: Any) -> None:
+        result = trial.last_result or {}
+        planned = split_config(trial.config)[0].steps
+        outcome = ranking.trial_outcome(
+            result.get("step", 0), planned, bool(result.get("diverged"))
+        )
+        self._close(trial, outcome, "FINISHED")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Trial, **info: Any) -> None:
+        self._close(trial, ranking.FAILED, "FAILED")
+
+
+class ResumableOptunaSearch(OptunaSearch):
+    """OptunaSearch whose restore reconciles its saved state with the study.
+
+    Tune saves the searcher with its experiment state, every 10 s or more, while the study
+    in optuna.db is always current; after the driver dies the two disagree:
+    - a trial the study saw finish after the last save is resumed by Tune (from an older
+      checkpoint): it counts as completed, so its results are not reported again (Optuna
+      refuses to update a finished trial, and the resumed sweep would end with an error);
+    - a trial asked for after the last save is unknown to the restored Tune experiment,
+      which asks for a new one in its place: nothing will ever finish it, so it is FAIL.
+
+    This reads OptunaSearch's private ``_ot_study``, ``_ot_trials`` and
+    ``_completed_trials``; pyproject.toml bounds ray to the versions tested, and
+    tests/platform/test_tune_glue.py fails loudly if those attributes change.
+    """
+
+    def restore(self, checkpoint_path: str) -> None:
+        super().restore(checkpoint_path)
+        study = self._ot_study
+        assert isinstance(study, optuna.Study), "OptunaSearch sets its study up on restore"
+        finished = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+        known = set()
+        for trial_id, ot_trial in self._ot_trials.items():
+            known.add(ot_trial.number)
+            if ot_trial.number in finished:
+                self._completed_trials.add(trial_id)
+        running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        for trial in running:
+            if trial.number not in known:
+                log.warning("Optuna trial %d was lost with the driver: FAIL", trial.number)
+                study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+
+
+class FixedConfigs(Searcher):
+    """A Tune searcher that proposes `configs` in order, one trial each, then finishes.
+
+    Unlike a BasicVariantGenerator it is a Searcher, so Tune honours
+    max_concurrent_trials with it; it saves how far it got with the experiment, so a
+    resumed replication does not start a config twice.
+    """
+
+    def __init__(self, configs: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.configs = [dict(c) for c in configs]
+        self.given = 0
+
+    # Searcher.FINISHED is a string, which Ray's own annotation of suggest leaves out.
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
+        if self.given >= len(self.configs):
+            return Searcher.FINISHED
+        self.given += 1
+        return dict(self.configs[self.given - 1])
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict | None = None, error: bool = False
+    ) -> None:
+        pass  # nothing to learn: every config is run once, whatever it gives
+
+    def save(self, checkpoint_path: str) -> None:
+        Path(checkpoint_path).write_text(json.dumps(self.get_state()))
+
+    def restore(self, checkpoint_path: str) -> None:
+        self.set_state(json.loads(Path(checkpoint_path).read_text()))
+
+    def get_state(self) -> dict[str, Any]:
+        return {"configs": self.configs, "given": self.given}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.configs, self.given = state["configs"], state["given"]
+
+
+def _trainable(manifest: Manifest, options: SweepOptions) -> Any:
+    return tune.with_resources(
+        tune.with_parameters(train_gan, context=manifest.records),
+        {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial},
+    )
+
+
+def _run_config(
+    manifest: Manifest, name: str, storage: Path, options: SweepOptions
+) -> tune.RunConfig:
+    return tune.RunConfig(
+        name=name,
+        storage_path=str(storage),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        failure_config=tune.FailureConfig(max_failures=options.max_failures),
+        callbacks=[CloseTrialRuns(manifest)],
+        verbose=1,
+    )
+
+
+def _name_of(trial: Trial) -> str:
+    return trial_run_name(trial.config, trial.trial_id)
+
+
+def build_tuner(
+    manifest: Manifest, space: SearchSpace, options: SweepOptions
+) -> tuple[Any, tune.Tuner]:
+    """(trainable, Tuner) of the search: Optuna proposes, the scheduler stops early."""
+    trainable = _trainable(manifest, options)
+    searcher = ResumableOptunaSearch(
+        space=space.define,
+        metric=options.metric,
+        mode=options.mode,
+        sampler=SAMPLERS[options.sampler](options.seed, options.num_samples),
+        study_name=manifest.study_name,
+        storage=optuna.storages.RDBStorage(manifest.study_storage),
+    )
+    tune_config = tune.TuneConfig(
+        metric=options.metric,
+        mode=options.mode,
+        search_alg=searcher,
+        scheduler=SCHEDULERS[options.scheduler](*scheduler_budget(space)),
+        num_samples=options.num_samples,
+        max_concurrent_trials=options.max_concurrent,
+        time_budget_s=options.time_budget,
+        trial_name_creator=_name_of,
+        trial_dirname_creator=_name_of,
+    )
+    storage = Path(manifest.sweep_dir).parent
+    run_config = _run_config(manifest, manifest.name, storage, options)
+    return trainable, tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
+
+
+def build_replica_tuner(
+    manifest: Manifest, configs: list[dict[str, Any]], options: SweepOptions
+) -> tuple[Any, tune.Tuner]:
+    """(trainable, Tuner) that trains each of `configs` (complete Tune configs) once, to
+    its full budget: no model of the results, no early stopping."""
+    trainable = _trainable(manifest, options)
+    tune_config = tune.TuneConfig(
+        search_alg=FixedConfigs(configs),
+        scheduler=SCHEDULERS["fifo"](0, 0),
+        num_samples=len(configs),
+        max_concurrent_trials=options.max_concurrent,
+        trial_name_creator=_name_of,
+        trial_dirname_creator=_name_of,
+    )
+    run_config = _run_config(manifest, REPLICAS_DIR, Path(manifest.sweep_dir), options)
+    return trainable, tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)

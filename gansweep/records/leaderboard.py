@@ -1,0 +1,103 @@
+"""The leaderboard of a sweep, read from its MLflow records and ranked by the one rule in
+ranking.py: what the console prints, ``leaderboard.csv`` holds, the report shows and
+``export`` takes the champion from. Reading only MLflow, it works while a sweep runs and
+after its driver died."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+
+from gansweep.records import ranking
+from gansweep.records.manifest import Manifest
+from gansweep.records.read import child_runs, runs_frame, trials_frame
+from gansweep.records.run_format import ROLE_REPLICA, ROLE_TRIAL
+from gansweep.records.store import with_retries
+from gansweep.trainables.config import TrialConfig
+
+# The leaderboard's columns besides the replication ones, in order.
+BOARD_COLUMNS = ["rank", "trial_id", "combination", "status", "step", "planned_steps", "seconds"]
+
+
+@dataclass
+class Standings:
+    """Everything ranked about one sweep."""
+
+    metric: str
+    mode: str
+    trials: pd.DataFrame  # the sweep's trials, best first (ranking.rank_trials)
+    replicas: pd.DataFrame  # one row per replica run, in start order
+    configs: pd.DataFrame  # one row per replicated config, best first (replica_summary)
+    board: pd.DataFrame  # the leaderboard: one row per trial, the champion first
+
+    @property
+    def champion(self) -> pd.Series | None:
+        """The board's first row, if it is ranked."""
+        board = self.board
+        return board.iloc[0] if not board.empty and board["rank"].iloc[0] > 0 else None
+
+
+def standings(manifest: Manifest) -> Standings:
+    """Read the sweep's runs once and rank them."""
+    runs = child_runs(manifest.tracking_uri, manifest.experiment_id, manifest.parent_run_id)
+    return rank_runs(
+        trials_frame(runs_frame(runs), manifest.metric, manifest.status == "running"),
+        manifest.metric,
+        manifest.mode,
+        len(manifest.replication.seeds) if manifest.replication else 0,
+    )
+
+
+def rank_runs(frame: pd.DataFrame, metric: str, mode: str, seeds_planned: int) -> Standings:
+    """Standings from a trials_frame of a sweep's runs (trials and replicas)."""
+    trials = ranking.rank_trials(frame[frame["role"] == ROLE_TRIAL], mode)
+    replicas = frame[frame["role"] == ROLE_REPLICA].reset_index(drop=True)
+    configs = ranking.replica_summary(replicas, mode, seeds_planned)
+    return Standings(metric, mode, trials, replicas, configs, _board(trials, configs, metric))
+
+
+def _board(trials: pd.DataFrame, configs: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Replicated configs first (robust order), then the other ranked trials (trial
+    order), then the unranked ones; `rank` numbers the ranked rows 1, 2, ..."""
+    board = trials.rename(columns={"value": metric})
+    board["trial_rank"] = board["rank"]
+    renamed = {c: f"{metric}_{c}" for c in ("mean", "sd", "worst")}
+    board = board.merge(
+        configs.rename(columns={"replica_of": "trial_id", **renamed}), on="trial_id", how="left"
+    )
+    replicated = board["robust_rank"].notna().to_numpy()
+    ranked = (board["trial_rank"] > 0).to_numpy() | replicated
+    order = np.lexsort(
+        (
+            board["trial_rank"].where(board["trial_rank"] > 0, np.inf).to_numpy(dtype=float),
+            board["robust_rank"].fillna(np.inf).to_numpy(dtype=float),
+            ~replicated,
+            ~ranked,
+        )
+    )
+    board = board.iloc[order].reset_index(drop=True)
+    board["rank"] = 0
+    board.loc[board.index[: int(ranked.sum())], "rank"] = np.arange(1, int(ranked.sum()) + 1)
+    board["replicated"] = board["robust_rank"].notna()
+    first = [*BOARD_COLUMNS[:3], metric, *BOARD_COLUMNS[3:]]
+    if not configs.empty:
+        first += ["seeds", "broken", *renamed.values()]
+        first += [c for c in configs if c.startswith(tuple(ranking.REPLICA_METRICS))]
+    return board[[*first, *(c for c in board if c not in first)]]
+
+
+def config_from_params(params: dict[str, str]) -> TrialConfig:
+    """A run's TrialConfig from its MLflow params (strings; None was written as "")."""
+    fields = TrialConfig.model_fields
+    values: dict[str, Any] = {k: (None if v == "" else v) for k, v in params.items() if k in fields}
+    return TrialConfig.from_dict(values)
+
+
+def run_config(uri: str, run_id: str) -> TrialConfig:
+    """The TrialConfig a run trained with."""
+    run = with_retries(lambda: MlflowClient(uri).get_run(run_id))
+    return config_from_params(run.data.params)

@@ -1,0 +1,161 @@
+"""The one rule for how a trial ended and how trials rank. The console leaderboard,
+``leaderboard.csv``, the report and ``export`` all rank through this module.
+
+How a trial ended (its ``gansweep.status``):
+- ``finished``: trained its planned steps; ``stopped_early``: the scheduler stopped it;
+  ``diverged``: a loss or a sample became non-finite; ``failed``: an error, for good;
+- while there is no outcome yet: ``running``, or ``interrupted`` when the sweep's driver
+  is no longer running.
+
+How trials rank -- only results at equal budget are compared:
+1. trials that reached their planned steps come before those that did not (stopped
+   early, still running, interrupted);
+2. among those, more steps come first: a result at step 3,000 is never compared with
+   one at step 500;
+3. at equal steps, the better metric comes first; ties keep the order the trials started.
+Diverged and failed trials, and trials with no result yet, are not ranked.
+
+How replicated configs rank (a top trial retrained on fresh seeds, Lucic et al. 2018):
+by the worst seed's metric, then by the mean over seeds. The champion must hold on
+every seed, not on average, so the worst seed decides. A replica that diverged or
+failed counts as the worst possible result. Replicated configs rank above every
+unreplicated trial: a claim checked on fresh seeds beats one that was not.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+FINISHED = "finished"
+STOPPED_EARLY = "stopped_early"
+DIVERGED = "diverged"
+FAILED = "failed"
+RUNNING = "running"
+INTERRUPTED = "interrupted"
+ENDED = (FINISHED, STOPPED_EARLY, DIVERGED, FAILED)
+STATUSES = (*ENDED, RUNNING, INTERRUPTED)
+RANKABLE = (FINISHED, STOPPED_EARLY, RUNNING, INTERRUPTED)
+
+# The per-seed metrics summarized for replicated configs, with the direction of each
+# ("the metric" is the sweep's own, whose direction is the sweep's mode).
+REPLICA_METRICS = {"modes_captured": "max", "high_quality": "max"}
+
+
+def trial_outcome(step: float, planned_steps: float, diverged: bool, failed: bool = False) -> str:
+    """How a trial that ended, ended: finished | stopped_early | diverged | failed."""
+    if failed:
+        return FAILED
+    if diverged:
+        return DIVERGED
+    return FINISHED if step >= planned_steps else STOPPED_EARLY
+
+
+def recorded_status(tag: object, run_status: str, sweep_running: bool) -> str:
+    """A run's status from its records: its ``gansweep.status`` tag if it has one, else
+    from MLflow's run status (a run with no outcome yet is running or interrupted)."""
+    if isinstance(tag, str) and tag:
+        return tag
+    if run_status == "RUNNING":
+        return RUNNING if sweep_running else INTERRUPTED
+    if run_status in ("FAILED", "KILLED"):
+        return FAILED
+    return FINISHED
+
+
+def signed(values: pd.Series | np.ndarray, mode: str) -> np.ndarray:
+    """Values turned so that smaller is better, whatever the mode."""
+    array = np.asarray(values, dtype=float)
+    return array if mode == "min" else -array
+
+
+def worst_value(mode: str) -> float:
+    return math.inf if mode == "min" else -math.inf
+
+
+def rank_trials(trials: pd.DataFrame, mode: str) -> pd.DataFrame:
+    """Sort trials best first by the rule above and number the ranked ones 1, 2, ...
+
+    Reads the columns value, step, planned_steps, status, diverged and start; returns a
+    copy with ``rank`` (0 for unranked trials, which come last in start order).
+    """
+    out = trials.copy()
+    value = pd.to_numeric(out["value"], errors="coerce").astype(float)
+    step = pd.to_numeric(out["step"], errors="coerce").fillna(0).astype(float)
+    planned = pd.to_numeric(out["planned_steps"], errors="coerce").astype(float)
+    ranked = (
+        out["status"].isin(RANKABLE) & ~out["diverged"].astype(bool) & np.isfinite(value)
+    ).to_numpy()
+    full_budget = (step >= planned).to_numpy()
+    # Unranked trials: every key but the first equal, so they keep their start order.
+    out["_unranked"] = ~ranked
+    out["_short"] = ~full_budget & ranked
+    out["_steps"] = np.where(ranked, -step, 0.0)
+    out["_value"] = np.where(ranked, signed(value, mode), 0.0)
+    keys = ["_unranked", "_short", "_steps", "_value", "start"]
+    out = out.sort_values(keys, kind="stable").drop(columns=keys[:-1])
+    out["rank"] = 0
+    out.loc[out.index[: int(ranked.sum())], "rank"] = np.arange(1, int(ranked.sum()) + 1)
+    return out.reset_index(drop=True)
+
+
+def one_run_per_seed(replicas: pd.DataFrame) -> pd.DataFrame:
+    """One replica run per (config, seed): a replica lost with a killed driver is closed
+    as failed and retrained under a new run, and the retrained one counts; of several
+    runs the newest that did not fail is kept (else the newest)."""
+    if replicas.empty:
+        return replicas
+    order = replicas.assign(_failed=replicas["status"] == FAILED, _start=-replicas["start"])
+    order = order.sort_values(["_failed", "_start"], kind="stable")
+    kept = order.drop_duplicates(["replica_of", "seed"]).drop(columns=["_failed", "_start"])
+    return kept.sort_index()
+
+
+def replica_summary(replicas: pd.DataFrame, mode: str, seeds_planned: int) -> pd.DataFrame:
+    """One row per replicated config, best first by the robust rule above.
+
+    `replicas` has one row per replica run with the columns replica_of, seed, status,
+    diverged, value and the REPLICA_METRICS that exist. Returns: replica_of, seeds (how
+    many replicas ended), seeds_planned, complete, broken (how many diverged or failed),
+    mean, sd, worst, and for each replica metric m: m_mean, m_sd, m_worst; then
+    ``robust_rank`` (1, 2, ...).
+
+    A replica that has not ended yet is left out (the row is then not complete). Means
+    and standard deviations are over the seeds that gave a result; a seed that diverged
+    or failed makes the worst value the worst possible one (inf, or -inf for "max").
+    """
+    replicas = one_run_per_seed(replicas)
+    columns = ["replica_of", "seeds", "seeds_planned", "complete", "broken", "mean", "sd"]
+    columns += ["worst", *(f"{m}_{s}" for m in REPLICA_METRICS for s in ("mean", "sd", "worst"))]
+    rows = []
+    for source, group in replicas.groupby("replica_of", sort=False):
+        ended = group[group["status"].isin(ENDED)]
+        broken = ended["status"].isin([DIVERGED, FAILED]) | ended["diverged"].astype(bool)
+        row: dict[str, object] = {"replica_of": source, "seeds": len(ended)}
+        row.update(seeds_planned=seeds_planned, complete=len(ended) >= seeds_planned)
+        row["broken"] = int(broken.sum())
+        for name, direction in {"": mode, **REPLICA_METRICS}.items():
+            column = name or "value"
+            raw = ended[column] if column in ended else pd.Series(math.nan, index=ended.index)
+            values = pd.to_numeric(raw, errors="coerce").astype(float)[~broken]
+            values = values[np.isfinite(values)]
+            prefix = f"{name}_" if name else ""
+            row[f"{prefix}mean"] = float(values.mean()) if len(values) else math.nan
+            row[f"{prefix}sd"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+            if broken.any() or len(values) < len(ended):
+                row[f"{prefix}worst"] = worst_value(direction)
+            elif len(values):
+                row[f"{prefix}worst"] = float(values.max() if direction == "min" else values.min())
+            else:
+                row[f"{prefix}worst"] = math.nan
+        rows.append(row)
+    table = pd.DataFrame(rows, columns=columns)
+    # Complete configs first; then the worst seed, then the mean (NaN: nothing ended yet).
+    worst = np.nan_to_num(signed(table["worst"], mode), nan=np.inf, posinf=np.inf)
+    mean = np.nan_to_num(signed(table["mean"], mode), nan=np.inf, posinf=np.inf)
+    incomplete = ~table["complete"].to_numpy(dtype=bool)
+    table = table.iloc[np.lexsort((mean, worst, incomplete))].reset_index(drop=True)
+    table["robust_rank"] = np.arange(1, len(table) + 1)
+    return table

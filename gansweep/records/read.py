@@ -1,0 +1,166 @@
+"""Reading a sweep's records back: the one paged query for its runs, and the tidy table
+of trials that the leaderboard, the report and export are built from."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from functools import partial
+from typing import Any
+
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities import Run
+
+from gansweep.records import ranking
+from gansweep.records.run_format import (
+    AXES,
+    PARENT_TAG,
+    RUN_ROLES,
+    TAG_COMBINATION,
+    TAG_REPLICA_OF,
+    TAG_ROLE,
+    TAG_STATUS,
+    TAG_TRIAL_ID,
+)
+from gansweep.records.store import with_retries
+
+# Params that do not make a different configuration (replicas differ only in these).
+NOT_CONFIG = ("seed",)
+# Metrics worth a column of the trials table, when the trials report them.
+EXTRA_METRICS = (
+    "w1", "modes_captured", "high_quality", "reverse_kl",  # 2-D mixtures
+    "fd", "classifier_score", "precision", "recall", "density", "coverage",  # images
+)  # fmt: skip
+
+
+def child_runs(
+    uri: str, experiment_id: str, parent_run_id: str, roles: tuple[str, ...] = RUN_ROLES
+) -> list[Run]:
+    """Every run of one sweep with one of `roles` (trial, replica), page by page: one
+    search returns at most 1,000 runs, and large sweeps have more."""
+    client = MlflowClient(uri)
+    # MLflow's filter has no IN for tags: the roles are picked here.
+    query = f"tags.`{PARENT_TAG}` = '{parent_run_id}'"
+    runs: list[Run] = []
+    token = None
+    while True:
+        page = with_retries(
+            partial(
+                client.search_runs,
+                [experiment_id], filter_string=query, max_results=1000, page_token=token,
+            )
+        )  # fmt: skip
+        runs.extend(run for run in page if run.data.tags.get(TAG_ROLE) in roles)
+        token = page.token
+        if not token:
+            return runs
+
+
+def find_trial_run(uri: str, experiment_id: str, parent_run_id: str, trial_id: str) -> str | None:
+    """The run id of a trial's (or replica's) run in one sweep, or None before it exists."""
+    query = f"tags.`{PARENT_TAG}` = '{parent_run_id}' and tags.`{TAG_TRIAL_ID}` = '{trial_id}'"
+    runs = with_retries(lambda: MlflowClient(uri).search_runs([experiment_id], filter_string=query))
+    return runs[0].info.run_id if runs else None
+
+
+def runs_frame(runs: list[Run]) -> pd.DataFrame:
+    """Runs in the layout of ``mlflow.search_runs`` (pandas): run_id, status, start_time,
+    end_time, artifact_uri, ``metrics.*``, ``params.*``, ``tags.*``.
+
+    Built from child_runs (bound to one tracking URI, all pages) rather than
+    ``mlflow.search_runs`` itself, which reads the process-wide tracking URI.
+    """
+    rows = []
+    for run in runs:
+        row: dict[str, Any] = {
+            "run_id": run.info.run_id,
+            "status": run.info.status,
+            "artifact_uri": run.info.artifact_uri,
+            "start_time": run.info.start_time,
+            "end_time": run.info.end_time,
+        }
+        row.update({f"metrics.{k}": v for k, v in run.data.metrics.items()})
+        row.update({f"params.{k}": v for k, v in run.data.params.items()})
+        row.update({f"tags.{k}": v for k, v in run.data.tags.items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _column(frame: pd.DataFrame, name: str, default: Any = None) -> pd.Series:
+    if name in frame:
+        return frame[name]
+    return pd.Series([default] * len(frame), index=frame.index, dtype=object)
+
+
+def _numeric(frame: pd.DataFrame, name: str) -> pd.Series:
+    return pd.to_numeric(_column(frame, name, math.nan), errors="coerce").astype(float)
+
+
+TRIAL_COLUMNS = [
+    "run_id", "run_name", "role", "trial_id", "replica_of", "combination", *AXES, "status",
+    "value", "step", "planned_steps", "seconds", "seed", "start", "diverged", "reported",
+    "config_key", "dataset", "artifact_uri",
+]  # fmt: skip
+
+
+def trials_frame(runs: pd.DataFrame, metric: str, sweep_running: bool) -> pd.DataFrame:
+    """One tidy row per run (trial or replica), in start order: the TRIAL_COLUMNS, where
+    `value` is the metric's last value and `status` follows ranking.recorded_status, then
+    the EXTRA_METRICS that exist."""
+    if runs.empty:
+        return pd.DataFrame(columns=TRIAL_COLUMNS)
+    now_ms = time.time() * 1000
+    out = pd.DataFrame(index=runs.index)
+    out["run_id"] = runs["run_id"]
+    out["artifact_uri"] = runs["artifact_uri"]
+    out["run_name"] = _column(runs, "tags.mlflow.runName", "").fillna("")
+    out["role"] = _column(runs, f"tags.{TAG_ROLE}", "").fillna("")
+    out["trial_id"] = _column(runs, f"tags.{TAG_TRIAL_ID}", "").fillna("")
+    out["replica_of"] = _column(runs, f"tags.{TAG_REPLICA_OF}", "").fillna("")
+    out["combination"] = _column(runs, f"tags.{TAG_COMBINATION}", "?").fillna("?")
+    for axis in AXES:
+        out[axis] = _column(runs, f"tags.{axis}", "?").fillna("?").replace("", "?")
+    tags = _column(runs, f"tags.{TAG_STATUS}")
+    out["status"] = [
+        ranking.recorded_status(tag, status, sweep_running)
+        for status, tag in zip(runs["status"], tags, strict=True)
+    ]
+    out["value"] = _numeric(runs, f"metrics.{metric}")
+    out["step"] = _numeric(runs, "metrics.step")
+    out["planned_steps"] = _numeric(runs, "params.steps")
+    end = pd.to_numeric(runs["end_time"], errors="coerce").fillna(now_ms)
+    out["seconds"] = (end - pd.to_numeric(runs["start_time"], errors="coerce")) / 1000
+    out["seed"] = _column(runs, "params.seed", "").fillna("")
+    out["start"] = pd.to_numeric(runs["start_time"], errors="coerce")
+    out["dataset"] = _column(runs, "params.dataset", "").fillna("")
+    out["diverged"] = (_numeric(runs, "metrics.diverged").fillna(0) >= 0.5) | (
+        out["status"] == ranking.DIVERGED
+    )
+    # A run that diverged but was closed as finished (or stopped) diverged.
+    closed = out["status"].isin([ranking.FINISHED, ranking.STOPPED_EARLY])
+    out.loc[out["diverged"] & closed, "status"] = ranking.DIVERGED
+    out["reported"] = out["value"].notna()
+    params = sorted(c for c in runs if c.startswith("params."))
+    config = runs[[c for c in params if c.removeprefix("params.") not in NOT_CONFIG]]
+    out["config_key"] = [
+        json.dumps(row, sort_keys=True, default=str)
+        for row in config.astype(object).where(config.notna(), None).to_dict("records")
+    ]
+    for name in EXTRA_METRICS:
+        if f"metrics.{name}" in runs:
+            out[name] = _numeric(runs, f"metrics.{name}")
+    out = out.sort_values("start", kind="stable").reset_index(drop=True)
+    return out[[*TRIAL_COLUMNS, *(c for c in out if c not in TRIAL_COLUMNS)]]
+
+
+def metric_histories(uri: str, run_ids: list[str], metric: str) -> dict[str, pd.DataFrame]:
+    """run_id -> DataFrame(step, value) of the metric at every evaluation."""
+    client = MlflowClient(uri)
+    curves = {}
+    for run_id in run_ids:
+        history = with_retries(partial(client.get_metric_history, run_id, metric))
+        points = sorted((m.step, m.value) for m in history)
+        curves[run_id] = pd.DataFrame(points, columns=["step", "value"])
+    return curves

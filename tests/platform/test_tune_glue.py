@@ -1,0 +1,119 @@
+"""The Ray Tune glue: the private OptunaSearch state resume relies on, the scheduler's
+budget taken from the space, the searcher of the replication, and the default schedulers
+(ASHA, HyperBand) stopping trials early in real sweeps, ranked by the one rule."""
+
+import json
+import os
+import subprocess
+import sys
+
+import optuna
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from gansweep.platform.tune_glue import FixedConfigs, ResumableOptunaSearch, scheduler_budget
+from gansweep.records import ranking
+from gansweep.search_spaces import parse_space
+
+
+def space(trial):  # at module level: the searcher's saved state pickles it
+    trial.suggest_float("x", 0, 1)
+
+
+def test_optuna_search_still_has_the_private_state_that_resume_reads(tmp_path):
+    """ResumableOptunaSearch reads OptunaSearch._ot_study, _ot_trials and
+    _completed_trials: if a Ray release renames them, this fails before a resume does."""
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/study.db")
+    search = ResumableOptunaSearch(
+        space=space, metric="v", mode="min", study_name="s", storage=storage
+    )
+    config = search.suggest("trial_1")
+    assert 0 <= config["x"] <= 1
+    assert isinstance(search._ot_study, optuna.Study)
+    assert list(search._ot_trials) == ["trial_1"]
+    assert isinstance(search._ot_trials["trial_1"], optuna.Trial)
+    search.on_trial_complete("trial_1", {"v": 0.5})
+    assert search._completed_trials == {"trial_1"}
+    search.save(str(tmp_path / "searcher.pkl"))
+    restored = ResumableOptunaSearch(
+        space=space, metric="v", mode="min", study_name="s", storage=storage
+    )
+    restored.restore(str(tmp_path / "searcher.pkl"))
+    assert restored._completed_trials == {"trial_1"}
+
+
+@pytest.mark.parametrize(
+    ("params", "budget"),
+    [
+        ("loss: {choice: [ns, hinge]}", (3000, 500)),  # the TrialConfig defaults
+        ("steps: {choice: [1000, 4000]}", (4000, 500)),
+        ("steps: {int: [1000, 2000], step: 500}\n  eval_every: {choice: [250, 700]}",
+         (2000, 700)),
+        ("eval_every: {choice: [100, 5000]}", (3000, 3000)),  # grace never beyond max_t
+    ],
+)  # fmt: skip
+def test_the_scheduler_budget_is_the_longest_the_space_can_sample(params, budget):
+    space = parse_space(f"params:\n  {params}\n")
+    assert scheduler_budget(space) == budget
+
+
+def test_the_replication_searcher_gives_each_config_once_and_resumes(tmp_path):
+    configs = [{"seed": 1}, {"seed": 2}, {"seed": 3}]
+    search = FixedConfigs(configs)
+    assert [search.suggest(f"t{i}") for i in range(2)] == configs[:2]
+    search.save(str(tmp_path / "state.json"))
+    resumed = FixedConfigs([])
+    resumed.restore(str(tmp_path / "state.json"))
+    assert resumed.suggest("t2") == {"seed": 3}
+    assert resumed.suggest("t3") == "FINISHED"
+
+
+# ------------------------------------------------------------ early stopping, for real
+
+STOPPING_SPACE = """\
+fixed: {steps: 300, eval_every: 100, eval_samples: 300, batch_size: 64}
+params:
+  # A learning rate that learns, and ones that cannot: the scheduler must see the gap.
+  lr_g: {choice: [2.0e-3, 1.0e-7]}
+  lr_d: {choice: [2.0e-3, 1.0e-7]}
+"""
+
+
+# Ray's HyperBand is synchronous: a bracket stops trials only once it is full, so it
+# needs as many trials in flight as its first bracket holds (3 here).
+@pytest.mark.parametrize(("scheduler", "concurrent"), [("asha", "1"), ("hyperband", "3")])
+def test_the_default_schedulers_stop_trials_early_and_they_rank_below_finished_ones(
+    tmp_path, scheduler, concurrent
+):
+    (tmp_path / "space.yaml").write_text(STOPPING_SPACE)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gansweep.platform.cli", "sweep", "--space", "space.yaml",
+         "--name", "s", "--num-samples", "6", "--max-concurrent", concurrent, "--sampler", "random",
+         "--scheduler", scheduler, "--replicate-top", "0"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=500,
+        env={**os.environ, "RAY_ADDRESS": ""},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    manifest = json.loads((tmp_path / "sweeps" / "s" / "gansweep.json").read_text())
+    runs = MlflowClient(manifest["tracking_uri"]).search_runs([manifest["experiment_id"]])
+    trials = {
+        r.data.tags["gansweep.trial_id"]: r for r in runs
+        if r.data.tags.get("gansweep.role") == "trial"
+    }  # fmt: skip
+    statuses = {t: r.data.tags["gansweep.status"] for t, r in trials.items()}
+    stopped = [t for t, s in statuses.items() if s == ranking.STOPPED_EARLY]
+    finished = [t for t, s in statuses.items() if s == ranking.FINISHED]
+    assert stopped and finished, statuses
+    for trial_id in stopped:
+        run = trials[trial_id]
+        assert run.info.status == "FINISHED" and run.data.metrics["step"] < 300
+    for trial_id in finished:
+        assert trials[trial_id].data.metrics["step"] == 300
+
+    # The leaderboard: every trial that reached its budget above every one that did not.
+    board = pd.read_csv(tmp_path / "sweeps" / "s" / "leaderboard.csv", dtype={"trial_id": str})
+    ranked = board[board["rank"] > 0]
+    positions = {t: i for i, t in enumerate(ranked["trial_id"])}
+    assert max(positions[t] for t in finished) < min(positions[t] for t in stopped)
+    assert list(ranked["rank"]) == list(range(1, len(ranked) + 1))

@@ -1,0 +1,173 @@
+"""The one rule for how a trial ended and how trials rank (gansweep.records.ranking), on
+hand-made tables whose right order is known."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from gansweep.records import ranking
+from gansweep.records.leaderboard import rank_runs
+
+
+def trials(*rows) -> pd.DataFrame:
+    """rows of (trial_id, status, value, step, planned_steps, diverged)."""
+    frame = pd.DataFrame(
+        rows, columns=["trial_id", "status", "value", "step", "planned_steps", "diverged"]
+    )
+    frame["start"] = range(len(frame))
+    return frame
+
+
+@pytest.mark.parametrize(
+    ("step", "planned", "diverged", "failed", "expected"),
+    [
+        (3000, 3000, False, False, "finished"),
+        (500, 3000, False, False, "stopped_early"),
+        (500, 3000, True, False, "diverged"),
+        (3000, 3000, False, True, "failed"),
+    ],
+)
+def test_how_a_trial_ended(step, planned, diverged, failed, expected):
+    assert ranking.trial_outcome(step, planned, diverged, failed) == expected
+
+
+@pytest.mark.parametrize(
+    ("tag", "run_status", "sweep_running", "expected"),
+    [
+        ("stopped_early", "FINISHED", False, "stopped_early"),
+        (None, "RUNNING", True, "running"),
+        (None, "RUNNING", False, "interrupted"),
+        (None, "FAILED", False, "failed"),
+        ("", "FINISHED", False, "finished"),
+    ],
+)
+def test_the_status_read_back_from_a_run(tag, run_status, sweep_running, expected):
+    assert ranking.recorded_status(tag, run_status, sweep_running) == expected
+
+
+def test_a_trial_stopped_early_never_outranks_one_at_full_budget():
+    table = trials(
+        ("early-great", "stopped_early", 0.01, 500, 3000, False),
+        ("full-poor", "finished", 0.90, 3000, 3000, False),
+        ("full-good", "finished", 0.20, 3000, 3000, False),
+        ("mid", "stopped_early", 0.50, 1500, 3000, False),
+        ("mid-better", "stopped_early", 0.40, 1500, 3000, False),
+    )
+    ranked = ranking.rank_trials(table, "min")
+    assert list(ranked["trial_id"]) == ["full-good", "full-poor", "mid-better", "mid",
+                                        "early-great"]  # fmt: skip
+    assert list(ranked["rank"]) == [1, 2, 3, 4, 5]
+
+
+def test_diverged_failed_and_silent_trials_are_not_ranked():
+    table = trials(
+        ("diverged", "diverged", 1e6, 500, 3000, True),
+        ("failed", "failed", math.nan, 0, 3000, False),
+        ("ok", "finished", 0.5, 3000, 3000, False),
+        ("silent", "running", math.nan, 0, 3000, False),
+        ("flagged", "finished", 0.1, 3000, 3000, True),  # diverged at its last evaluation
+    )
+    ranked = ranking.rank_trials(table, "min")
+    assert list(ranked["trial_id"]) == ["ok", "diverged", "failed", "silent", "flagged"]
+    assert list(ranked["rank"]) == [1, 0, 0, 0, 0]
+
+
+def test_higher_is_better_ranks_the_largest_first():
+    table = trials(
+        ("a", "finished", 6.0, 3000, 3000, False),
+        ("b", "finished", 8.0, 3000, 3000, False),
+        ("c", "stopped_early", 9.0, 1000, 3000, False),
+    )
+    assert list(ranking.rank_trials(table, "max")["trial_id"]) == ["b", "a", "c"]
+
+
+def replicas(*rows) -> pd.DataFrame:
+    """rows of (replica_of, seed, status, value, modes_captured, high_quality)."""
+    frame = pd.DataFrame(
+        rows,
+        columns=["replica_of", "seed", "status", "value", "modes_captured", "high_quality"],
+    )
+    frame["diverged"] = frame["status"] == "diverged"
+    frame["start"] = range(len(frame))
+    return frame
+
+
+def test_replicated_configs_rank_by_their_worst_seed_then_their_mean():
+    table = replicas(
+        ("steady", 1, "finished", 0.30, 8, 0.90), ("steady", 2, "finished", 0.32, 8, 0.88),
+        ("lucky", 1, "finished", 0.05, 8, 0.99), ("lucky", 2, "finished", 0.60, 5, 0.40),
+        ("twin", 1, "finished", 0.29, 8, 0.80), ("twin", 2, "finished", 0.32, 7, 0.70),
+    )  # fmt: skip
+    summary = ranking.replica_summary(table, "min", seeds_planned=2)
+    assert list(summary["replica_of"]) == ["twin", "steady", "lucky"]
+    steady = summary.set_index("replica_of").loc["steady"]
+    assert steady["mean"] == pytest.approx(0.31)
+    assert steady["sd"] == pytest.approx(0.02 / math.sqrt(2))
+    assert steady["worst"] == pytest.approx(0.32)
+    assert steady["modes_captured_worst"] == 8 and steady["high_quality_worst"] == 0.88
+    assert steady["high_quality_mean"] == pytest.approx(0.89)
+    assert list(summary["robust_rank"]) == [1, 2, 3]
+
+
+def test_a_seed_that_diverged_makes_the_worst_the_worst_possible():
+    table = replicas(
+        ("fragile", 1, "finished", 0.01, 8, 0.99), ("fragile", 2, "diverged", 1e6, 0, 0.0),
+        ("plain", 1, "finished", 0.50, 8, 0.50), ("plain", 2, "finished", 0.55, 8, 0.50),
+    )  # fmt: skip
+    summary = ranking.replica_summary(table, "min", seeds_planned=2).set_index("replica_of")
+    assert list(summary.index) == ["plain", "fragile"]
+    fragile = summary.loc["fragile"]
+    assert fragile["broken"] == 1 and fragile["worst"] == math.inf
+    assert fragile["mean"] == pytest.approx(0.01)  # over the seeds that gave a result
+    assert fragile["modes_captured_worst"] == -math.inf
+
+
+def test_a_config_still_being_replicated_ranks_after_the_complete_ones():
+    table = replicas(
+        ("partial", 1, "finished", 0.01, 8, 0.99), ("partial", 2, "running", math.nan, 0, 0),
+        ("done", 1, "finished", 0.50, 8, 0.50), ("done", 2, "finished", 0.55, 8, 0.50),
+    )  # fmt: skip
+    summary = ranking.replica_summary(table, "min", seeds_planned=2)
+    assert list(summary["replica_of"]) == ["done", "partial"]
+    assert list(summary["complete"]) == [True, False] and list(summary["seeds"]) == [2, 1]
+
+
+def test_the_leaderboard_puts_replicated_configs_first_and_numbers_ranked_rows():
+    runs = pd.DataFrame(
+        [
+            # role, trial_id, replica_of, status, value, step, planned, seed
+            ("trial", "t1", "", "finished", 0.10, 300, 300, "0"),
+            ("trial", "t2", "", "finished", 0.20, 300, 300, "0"),
+            ("trial", "t3", "", "stopped_early", 0.05, 100, 300, "0"),
+            ("trial", "t4", "", "diverged", 1e6, 100, 300, "0"),
+            ("replica", "r1", "t1", "finished", 0.40, 300, 300, "1"),
+            ("replica", "r2", "t2", "finished", 0.30, 300, 300, "1"),
+        ],
+        columns=["role", "trial_id", "replica_of", "status", "value", "step",
+                 "planned_steps", "seed"],
+    )  # fmt: skip
+    runs["diverged"] = runs["status"] == "diverged"
+    runs["start"] = range(len(runs))
+    for column in ("run_id", "combination", "seconds"):
+        runs[column] = runs["trial_id"]
+    standings = rank_runs(runs, "distance", "min", seeds_planned=1)
+    board = standings.board
+    # t2 holds better on its fresh seed than t1 does: it is the champion.
+    assert list(board["trial_id"]) == ["t2", "t1", "t3", "t4"]
+    assert list(board["rank"]) == [1, 2, 3, 0]
+    assert list(board["replicated"]) == [True, True, False, False]
+    assert board.loc[0, "distance_worst"] == pytest.approx(0.30)
+    assert standings.champion["trial_id"] == "t2"
+
+
+def test_a_seed_retrained_after_its_replica_was_lost_counts_once():
+    table = replicas(
+        ("c", 1, "failed", math.nan, 0, 0.0),  # lost with a killed driver
+        ("c", 1, "finished", 0.20, 8, 0.90),  # the same seed, retrained on resume
+        ("c", 2, "finished", 0.30, 8, 0.80),
+    )
+    table["start"] = [0, 5, 1]
+    summary = ranking.replica_summary(table, "min", seeds_planned=2).iloc[0]
+    assert summary["seeds"] == 2 and summary["broken"] == 0 and summary["complete"]
+    assert summary["worst"] == pytest.approx(0.30) and summary["mean"] == pytest.approx(0.25)
