@@ -75,7 +75,9 @@ def section_leaderboard(data: SweepData, charts: Charts) -> str:
         )
     metric = data.metric
     replicated = bool(board["replicated"].any())
-    extras = [m for m in EXTRA_METRICS if m in shown and m != metric]
+    # mmd is what `distance` means on 2-D mixtures: one column of it is enough.
+    shown_twice = {metric, "mmd"} if metric == "distance" else {metric}
+    extras = [m for m in EXTRA_METRICS if m in shown and m not in shown_twice]
     head = ["#", "samples", "combination", f"{metric} ({better(data)})", *extras]
     if replicated:
         head += ["seeds", f"{metric} mean ± sd", "worst seed", "modes (worst)", "hq (worst)"]

@@ -30,7 +30,7 @@ from gansweep.records.store import with_retries
 NOT_CONFIG = ("seed",)
 # Metrics worth a column of the trials table, when the trials report them.
 EXTRA_METRICS = (
-    "w1", "modes_captured", "high_quality", "reverse_kl",  # 2-D mixtures
+    "mmd", "modes_captured", "high_quality", "reverse_kl",  # 2-D mixtures
     "fd", "classifier_score", "precision", "recall", "density", "coverage",  # images
 )  # fmt: skip
 

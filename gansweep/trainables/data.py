@@ -34,12 +34,6 @@ def default_data_root() -> Path:
     return Path(os.environ.get("GANSWEEP_DATA", Path.home() / ".cache" / "gansweep" / "data"))
 
 
-# The reference sample of a mixture: points per mode, and its seed. 20 per mode keeps the
-# exact W1 at ~0.1 s for 2,500 generated points on 25 modes; more changes it by < 0.003.
-REFERENCE_PER_MODE = 20
-REFERENCE_SEED = 20_180_101
-
-
 @dataclass
 class MixtureData:
     """A mixture of equal-weight isotropic 2-D Gaussians.
@@ -60,17 +54,6 @@ class MixtureData:
     def to(self, device: torch.device) -> MixtureData:
         self.modes = self.modes.to(device)
         return self
-
-    @functools.cached_property
-    def reference(self) -> Tensor:
-        """A fixed sample of the mixture [K * REFERENCE_PER_MODE, 2] on the CPU, float64,
-        with the same number of points at every mode: what generated samples are measured
-        against (metrics.mixture_metrics). Seeded, so every evaluation of every trial uses
-        the same one."""
-        generator = torch.Generator().manual_seed(REFERENCE_SEED)
-        modes = self.modes.double().cpu().repeat_interleave(REFERENCE_PER_MODE, dim=0)
-        noise = torch.randn(modes.shape, generator=generator, dtype=torch.float64)
-        return modes + self.sigma * noise
 
     def sample(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor | None]:
         """n points [n, 2] drawn from the mixture; no labels."""

@@ -190,7 +190,8 @@ class GANTrainer:
         loss_g.backward()
         self.opt_g.step()
         if self.G_ema is not None:
-            ema_update_(self.G_ema, self.G, ema_decay_at(self.step, cfg.ema_decay))
+            decay = ema_decay_at(self.step, cfg.ema_decay, start=cfg.eval_every)
+            ema_update_(self.G_ema, self.G, decay)
 
         self.step += 1
         losses = torch.stack([loss_d.detach(), loss_g.detach()]).double().cpu()

@@ -122,15 +122,21 @@ def maybe_spectral(layer: nn.Module, kind: str) -> nn.Module:
 # ------------------------------------------------------------------------------ EMA
 
 
-def ema_decay_at(step: int, decay: float) -> float:
-    """The EMA decay used after `step` generator updates: min(decay, (1 + t) / (10 + t)).
+def ema_decay_at(step: int, decay: float, start: int) -> float:
+    """The EMA decay used at `step`: 0 (G_ema is a copy of G) before `start`, then
+    min(decay, (1 + t) / (10 + t)) with t = step - start.
 
-    A fixed decay of 0.999 averages over the last ~1,000 steps, so early on G_ema is mostly
-    the random initial weights and an EMA trial looks far worse than the same trial without
-    EMA at the scheduler's first rung. The ramp (TensorFlow's ExponentialMovingAverage
-    with num_updates) averages over roughly the last t / 10 steps until it reaches `decay`.
+    With a fixed decay of 0.999 from step 0, G_ema at the first evaluation is mostly the
+    random initial weights, and an EMA trial looks far worse than the same trial without
+    EMA at the scheduler's first rung. So the engine starts averaging at the first
+    evaluation (that one sees G itself), and the decay ramps up from there as in
+    TensorFlow's ExponentialMovingAverage with num_updates: an average over roughly the
+    last t / 10 steps until it reaches `decay`.
     """
-    return min(decay, (1.0 + step) / (10.0 + step))
+    if step < start:
+        return 0.0
+    t = step - start
+    return min(decay, (1.0 + t) / (10.0 + t))
 
 
 @torch.no_grad()

@@ -104,7 +104,7 @@ def _record(
                 values = {**worst_metrics("vector", False, False), "diverged": 1.0}
             else:
                 values = {
-                    "distance": value, "w1": value, "diverged": 0.0,
+                    "distance": value, "mmd": value, "diverged": 0.0,
                     "modes_captured": float(max(0, min(8, round(8 - 2 * value)))),
                     "high_quality": max(0.0, min(1.0, 1 - value / 4.5)), "reverse_kl": value / 3,
                 }  # fmt: skip

@@ -277,7 +277,7 @@ def test_the_report_renders_in_chromium_without_errors(kind, request, synthetic,
     if kind == "real":
         manifest = request.getfixturevalue("real_sweep")
     else:
-        shares = {"mixed": {}, "diverged": {"diverged": 1.0}, "empty": {}}[kind]
+        shares = {"mixed": {"replicate_top": 3}, "diverged": {"diverged": 1.0}, "empty": {}}[kind]
         manifest = synthetic(0 if kind == "empty" else 30, **shares)
     page = write_report(manifest, tmp_path / "report.html", log_to_mlflow=False)
     expected = chart_count(page.read_text())
