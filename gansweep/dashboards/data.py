@@ -8,6 +8,7 @@ is still running, or whose driver died, gets a report of what was recorded so fa
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import tempfile
@@ -59,10 +60,16 @@ class SweepData:
     def mode(self) -> str:
         return self.standings.mode
 
-    @property
+    @functools.cached_property
     def trials(self) -> pd.DataFrame:
-        """The sweep's trials, best first by the ranking rule (replicas are not trials)."""
-        return self.standings.trials
+        """The sweep's trials (replicas are not trials) in the leaderboard's order, with
+        its ranks, so every section numbers a trial as the leaderboard does."""
+        board = self.standings.board
+        order = {trial_id: i for i, trial_id in enumerate(board["trial_id"])}
+        rank = dict(zip(board["trial_id"], board["rank"], strict=True))
+        trials = self.standings.trials
+        trials = trials.assign(rank=trials["trial_id"].map(rank).astype(int))
+        return trials.sort_values("trial_id", key=lambda ids: ids.map(order)).reset_index(drop=True)
 
     @property
     def lower_is_better(self) -> bool:
@@ -176,15 +183,11 @@ def gather(manifest: Manifest) -> SweepData:
         raise ReportError(
             f"cannot read the runs of sweep {manifest.name!r} from {manifest.tracking_uri}: {err}"
         ) from None
-    trials = ranked.trials
-    shown = trials.loc[trials["rank"] > 0, "run_id"]
     study, note = load_study(manifest)
-    return SweepData(
-        manifest=manifest,
-        standings=ranked,
-        curves=metric_histories(manifest.tracking_uri, list(shown), ranked.metric),
-        samples=sample_images(trials, gallery_run_ids(trials)),
-        study=study,
-        study_note=note,
-        generated=time.strftime("%Y-%m-%d %H:%M:%S %z"),
-    )
+    data = SweepData(manifest=manifest, standings=ranked, study=study, study_note=note)
+    trials = data.trials
+    shown = list(trials.loc[trials["rank"] > 0, "run_id"])
+    data.curves = metric_histories(manifest.tracking_uri, shown, ranked.metric)
+    data.samples = sample_images(trials, gallery_run_ids(trials))
+    data.generated = time.strftime("%Y-%m-%d %H:%M:%S %z")
+    return data

@@ -92,7 +92,7 @@ def test_define_returns_the_fixed_values_and_sample_merges_them():
     returned = space.define(trial)
     assert returned == space.fixed
     assert returned is not space.fixed  # callers may mutate what they get
-    assert {"loss", "penalty", "optimizer", "lr_g", "lr_d"} <= set(trial.params)
+    assert {"loss", "penalty", "n_critic", "lr_g", "lr_d"} <= set(trial.params)
 
 
 def test_a_step_int_param_and_a_fixed_key_condition(tmp_path):
