@@ -36,7 +36,7 @@ def test_a_trial_that_produces_nan_is_tagged_diverged_and_the_sweep_goes_on(swee
     started = time.monotonic()
     proc = sweeps.start(
         "sweep", "--space", "explode.yaml", "--name", "nan", "--sampler", "grid",
-        "--num-samples", "2", "--scheduler", "fifo", log="sweep.log",
+        "--num-samples", "2", "--scheduler", "fifo", "--replicate-top", "0", log="sweep.log",
     )  # fmt: skip
     assert sweeps.wait(proc, 400) == 0, tail(proc)
     print(f"\nsweep took {time.monotonic() - started:.1f} s")

@@ -117,7 +117,7 @@ def sweep_args(name: str, server: Server, storage: Path, trials: int) -> list[st
     return [
         "sweep", "--name", name, "--tracking-uri", server.url, "--storage", str(storage),
         "--num-samples", str(trials), "--max-concurrent", "2", "--scheduler", "fifo",
-        "--seed", "3", *TINY,
+        "--seed", "3", "--replicate-top", "0", *TINY,
     ]  # fmt: skip
 
 
