@@ -61,8 +61,10 @@ def rank_runs(frame: pd.DataFrame, metric: str, mode: str, seeds_planned: int) -
 
 
 def _board(trials: pd.DataFrame, configs: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Replicated configs first (robust order), then the other ranked trials (trial
-    order), then the unranked ones; `rank` numbers the ranked rows 1, 2, ..."""
+    """The leaderboard's order (see ranking.py): replicated configs that held on every
+    fresh seed (robust order), then the other ranked trials (trial order), then
+    replicated configs that diverged or failed on a fresh seed, then the unranked trials;
+    `rank` numbers the ranked rows 1, 2, ..."""
     board = trials.rename(columns={"value": metric})
     board["trial_rank"] = board["rank"]
     renamed = {c: f"{metric}_{c}" for c in ("mean", "sd", "worst")}
@@ -70,13 +72,14 @@ def _board(trials: pd.DataFrame, configs: pd.DataFrame, metric: str) -> pd.DataF
         configs.rename(columns={"replica_of": "trial_id", **renamed}), on="trial_id", how="left"
     )
     replicated = board["robust_rank"].notna().to_numpy()
+    broke = replicated & (board["broken"].fillna(0) > 0).to_numpy()
     ranked = (board["trial_rank"] > 0).to_numpy() | replicated
+    tier = np.select([~ranked, broke, replicated], [3, 2, 0], default=1)
     order = np.lexsort(
         (
             board["trial_rank"].where(board["trial_rank"] > 0, np.inf).to_numpy(dtype=float),
             board["robust_rank"].fillna(np.inf).to_numpy(dtype=float),
-            ~replicated,
-            ~ranked,
+            tier,
         )
     )
     board = board.iloc[order].reset_index(drop=True)

@@ -17,9 +17,10 @@ Diverged and failed trials, and trials with no result yet, are not ranked.
 
 How replicated configs rank (a top trial retrained on fresh seeds, Lucic et al. 2018):
 by the worst seed's metric, then by the mean over seeds. The champion must hold on
-every seed, not on average, so the worst seed decides. A replica that diverged or
-failed counts as the worst possible result. Replicated configs rank above every
-unreplicated trial: a claim checked on fresh seeds beats one that was not.
+every seed, not on average, so the worst seed decides. Replicated configs that held on
+every fresh seed rank above every unreplicated trial: a claim checked on fresh seeds
+beats one that was not. One that diverged or failed on a fresh seed did not hold: it
+ranks after every other ranked trial.
 """
 
 from __future__ import annotations

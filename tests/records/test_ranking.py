@@ -171,3 +171,24 @@ def test_a_seed_retrained_after_its_replica_was_lost_counts_once():
     summary = ranking.replica_summary(table, "min", seeds_planned=2).iloc[0]
     assert summary["seeds"] == 2 and summary["broken"] == 0 and summary["complete"]
     assert summary["worst"] == pytest.approx(0.30) and summary["mean"] == pytest.approx(0.25)
+
+
+def test_a_replicated_config_that_diverged_on_a_fresh_seed_ranks_after_the_others():
+    runs = pd.DataFrame(
+        [
+            ("trial", "t1", "", "finished", 0.10, 300, 300, "0"),
+            ("trial", "t2", "", "finished", 0.20, 300, 300, "0"),
+            ("trial", "t3", "", "finished", 0.30, 300, 300, "0"),
+            ("replica", "r1", "t1", "diverged", 1e6, 100, 300, "1"),  # t1 does not hold
+            ("replica", "r2", "t2", "finished", 0.25, 300, 300, "1"),
+        ],
+        columns=["role", "trial_id", "replica_of", "status", "value", "step",
+                 "planned_steps", "seed"],
+    )  # fmt: skip
+    runs["diverged"] = runs["status"] == "diverged"
+    runs["start"] = range(len(runs))
+    for column in ("run_id", "combination", "seconds"):
+        runs[column] = runs["trial_id"]
+    board = rank_runs(runs, "distance", "min", seeds_planned=1).board
+    assert list(board["trial_id"]) == ["t2", "t3", "t1"]
+    assert list(board["rank"]) == [1, 2, 3]
