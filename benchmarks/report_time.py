@@ -1,6 +1,6 @@
 """Time to generate the report of a 200-trial sweep. Target: under 10 seconds.
 
-The sweep is synthetic but stored for real (tests/dashboards/synthetic.py): an MLflow
+The sweep is synthetic but stored for real (tests/dashboards/synthetic_sweep.py): an MLflow
 SQLite store with a parent run and 200 child runs (every TrialConfig param, the axis tags,
 three evaluations of six metrics each, a samples.png), an Optuna study of 200 trials, and
 a manifest. Building it is timed and printed separately; it is not part of the figure.
@@ -23,9 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test helpers
+# The synthetic sweep is a test helper (tests/dashboards/synthetic_sweep.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "dashboards"))
+from synthetic_sweep import make_sweep  # noqa: E402
+
 from gansweep.dashboards import write_report  # noqa: E402
-from tests.dashboards.synthetic import make_sweep  # noqa: E402
 
 TARGET_SECONDS = 10.0
 

@@ -17,6 +17,7 @@ from gansweep.dashboards.widgets import (
     run_link,
     sentence,
 )
+from gansweep.records.ranking import RULE
 from gansweep.records.read import EXTRA_METRICS
 
 
@@ -103,17 +104,8 @@ def section_leaderboard(data: SweepData, charts: Charts) -> str:
             esc(r["run_name"]), run_link(data, r["run_id"]),
         ]  # fmt: skip
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    rule = (
-        "Trials are compared only at equal budget: those that reached their planned steps "
-        "first, then by the steps they reached, then by the metric."
-    )
-    if replicated:
-        rule = (
-            "Configs retrained on fresh seeds rank first, by their worst seed, then their "
-            "mean (the champion must hold on every seed). " + rule
-        )
     return f"""<p>The top {len(shown)} of {len(data.ranked)} trials with a finite result; each
-trial's last sample picture. {rule}</p>
+trial's last sample picture. The rule: {esc(RULE)}.</p>
 <table class="board"><thead><tr>{"".join(f"<th>{esc(h)}</th>" for h in head)}</tr></thead>
 <tbody>{"".join(rows)}</tbody></table>"""
 

@@ -14,6 +14,8 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +26,7 @@ from rich.table import Table
 
 from gansweep.files import atomic_write_bytes, atomic_write_text
 from gansweep.records.manifest import BEST_FILE, Manifest, SweepNotFoundError
+from gansweep.records.ranking import RULE
 
 if TYPE_CHECKING:
     from gansweep.records.leaderboard import Standings
@@ -42,6 +45,19 @@ BAD_INPUT = 2
 @app.callback()
 def _root() -> None:
     """Large GAN studies: sweeps on Ray Tune, guided by Optuna, recorded in MLflow."""
+
+
+@contextmanager
+def resumable(name: str) -> Iterator[None]:
+    """Ctrl-C stops a sweep cleanly: it is marked interrupted, and the way on is shown."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        typer.secho(
+            f"interrupted: sweep {name!r} is saved; continue it with `gansweep resume {name}`",
+            err=True, fg=typer.colors.YELLOW,
+        )  # fmt: skip
+        raise typer.Exit(130) from None
 
 
 def fail(message: str) -> typer.Exit:
@@ -135,7 +151,7 @@ def _print_leaderboard(ranked: Standings, top: int = 10) -> None:
         typer.echo("no trial reported a finite result")
         return
     shown = board[board["rank"] > 0].head(top)
-    replicated = "seeds" in board
+    replicated = bool(board["replicated"].any())
     view = Table(title=f"leaderboard (top {len(shown)} of {len(board)} trials, {ranked.mode})")
     columns = ["rank", "combination", metric, "step", "status"]
     if replicated:
@@ -159,10 +175,7 @@ def _print_leaderboard(ranked: Standings, top: int = 10) -> None:
     # A log file or a pipe gets the whole table, not one squeezed into 80 columns.
     Console(width=None if sys.stdout.isatty() else 160).print(view)
     if replicated:
-        typer.echo(
-            "replicated configs rank first, by their worst seed, then their mean; the "
-            "others by the metric at equal budget"
-        )
+        typer.echo(RULE)
 
 
 def _print_where(manifest: Manifest) -> None:
@@ -197,7 +210,7 @@ def sweep(
         None, "--mode", help="min | max [default: the metric's own direction]", show_default=False
     ),
     time_budget: float | None = typer.Option(
-        None, "--time-budget", help="Stop starting trials after this many seconds."
+        None, "--time-budget", help="Stop the search (running trials too) after this many seconds."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the Optuna sampler."),
     overrides: list[str] = typer.Option(
@@ -240,7 +253,8 @@ def sweep(
         f"{chosen.max_concurrent} at a time, sampler {chosen.sampler}, scheduler "
         f"{chosen.scheduler}, {chosen.metric} ({chosen.mode}){replication}"
     )
-    ranked = sweeps.run(prepared)
+    with resumable(prepared.name):
+        ranked = sweeps.run(prepared)
     _print_leaderboard(ranked)
     _print_where(_load_manifest(prepared.name, storage))
 
@@ -266,7 +280,8 @@ def resume(
     manifest = _load_manifest(name, storage)
     try:
         check_ray_address(address)
-        ranked = sweeps.resume(manifest, address)
+        with resumable(name):
+            ranked = sweeps.resume(manifest, address)
     except (SweepInputError, TrackingError) as err:
         raise fail(str(err)) from None
     _print_leaderboard(ranked)
@@ -298,7 +313,8 @@ def replicate(
     typer.echo(f"replicating the top {top} configs of sweep {name!r} on {seeds} fresh seeds")
     sweeps.init_ray(address or options.address)
     sweeps.reopen_run(manifest.tracking_uri, manifest.parent_run_id)
-    replication.run(manifest, top, seeds, options)
+    with resumable(name):
+        replication.run(manifest, top, seeds, options)
     _print_leaderboard(sweeps.finalize(manifest))
     _print_where(manifest)
 

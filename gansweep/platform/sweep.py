@@ -17,10 +17,11 @@ from ray import tune
 from ray.tune import ExperimentAnalysis
 
 from gansweep.dashboards import write_report
+from gansweep.files import atomic_write_text
 from gansweep.platform import replicate
 from gansweep.platform.export import ExportError, export_best
 from gansweep.platform.sweep_input import PreparedSweep, SweepOptions
-from gansweep.platform.tune_glue import build_tuner, fit, init_ray
+from gansweep.platform.tune_glue import build_tuner, fit, init_ray, mark_interrupted
 from gansweep.records import ranking
 from gansweep.records.leaderboard import Standings, standings
 from gansweep.records.manifest import LEADERBOARD_FILE, MANIFEST_FILE, SPACE_FILE, Manifest
@@ -78,11 +79,15 @@ def run(prepared: PreparedSweep) -> Standings:
 
 
 def _replicate_and_finalize(manifest: Manifest) -> Standings:
+    """The replication the sweep asked for (or the one `gansweep replicate` started and a
+    killed driver left unfinished), then finalize."""
     options = SweepOptions(**manifest.options)
-    if options.replicate_top > 0:
+    asked = manifest.replication
+    top, seeds = (asked.top, len(asked.seeds)) if asked else (options.replicate_top, options.seeds)
+    if top > 0:
         _close_lost_trial_runs(manifest)  # the ranking must not wait for lost trials
         try:
-            replicate.run(manifest, options.replicate_top, options.seeds, options)
+            replicate.run(manifest, top, seeds, options)
         except replicate.NothingToReplicate as err:
             log.warning("%s", err)
     return finalize(manifest)
@@ -93,7 +98,7 @@ def _close_lost_trial_runs(manifest: Manifest) -> None:
     driver: the resumed experiment never runs it again (its Optuna trial is marked FAIL on
     restore), so nothing else would ever close its run."""
     known = {trial.trial_id for trial in ExperimentAnalysis(manifest.sweep_dir).trials}
-    if manifest.replicas_dir.is_dir():
+    if tune.Tuner.can_restore(str(manifest.replicas_dir)):  # Tune has saved its state
         known |= {t.trial_id for t in ExperimentAnalysis(str(manifest.replicas_dir)).trials}
     uri = manifest.tracking_uri
     for run in child_runs(uri, manifest.experiment_id, manifest.parent_run_id):
@@ -109,8 +114,7 @@ def finalize(manifest: Manifest) -> Standings:
     manifest.save()
     ranked = standings(manifest)
     folder = Path(manifest.sweep_dir)
-    board = ranked.board.drop(columns=["config_key"], errors="ignore")
-    board.to_csv(folder / LEADERBOARD_FILE, index=False)
+    atomic_write_text(folder / LEADERBOARD_FILE, ranked.board.to_csv(index=False))
     artifacts = [folder / LEADERBOARD_FILE, folder / MANIFEST_FILE]
     try:
         best_file, _ = export_best(manifest, ranked=ranked)
@@ -145,10 +149,14 @@ def resume(manifest: Manifest, address: str | None = None) -> Standings:
     reopen_run(manifest.tracking_uri, manifest.parent_run_id)
     manifest.status = "running"
     manifest.save()
-    if manifest.replication is None:  # the search had not ended
-        trainable, _ = build_tuner(manifest, space_of(manifest), options)
-        tuner = tune.Tuner.restore(
-            manifest.sweep_dir, trainable=trainable, resume_unfinished=True, resume_errored=True
-        )
-        fit(manifest, tuner)
-    return _replicate_and_finalize(manifest)
+    try:
+        if manifest.replication is None:  # the search had not ended
+            trainable, _ = build_tuner(manifest, space_of(manifest), options)
+            tuner = tune.Tuner.restore(
+                manifest.sweep_dir, trainable=trainable, resume_unfinished=True, resume_errored=True
+            )
+            fit(manifest, tuner)
+        return _replicate_and_finalize(manifest)
+    except BaseException:
+        mark_interrupted(manifest)
+        raise

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -85,15 +86,23 @@ def scheduler_budget(space: SearchSpace) -> tuple[int, int]:
 
 
 def fit(manifest: Manifest, tuner: tune.Tuner) -> None:
-    """Run a Tuner; Ctrl-C leaves the sweep marked interrupted (for `gansweep resume`)."""
+    """Run a Tuner. Ctrl-C, or anything else that stops it, leaves the sweep marked
+    interrupted (for `gansweep resume`), never running or, worse, finished."""
+    # Tune's own Ctrl-C handler ends fit() as if the experiment were done, and the sweep
+    # would go on to replicate and finalize a search that never finished: let it raise.
+    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
     try:
         tuner.fit()
-    except KeyboardInterrupt:
-        manifest.status = "interrupted"
-        if manifest.replication is not None:
-            manifest.replication.status = "interrupted"
-        manifest.save()
+    except BaseException:
+        mark_interrupted(manifest)
         raise
+
+
+def mark_interrupted(manifest: Manifest) -> None:
+    manifest.status = "interrupted"
+    if manifest.replication is not None and manifest.replication.status != "finished":
+        manifest.replication.status = "interrupted"
+    manifest.save()
 
 
 def init_ray(address: str | None) -> None:

@@ -62,7 +62,8 @@ def rank_runs(frame: pd.DataFrame, metric: str, mode: str, seeds_planned: int) -
 
 def _board(trials: pd.DataFrame, configs: pd.DataFrame, metric: str) -> pd.DataFrame:
     """The leaderboard's order (see ranking.py): replicated configs that held on every
-    fresh seed (robust order), then the other ranked trials (trial order), then
+    one of their fresh seeds (robust order), then the other ranked trials, those still
+    being replicated among them (trial order), then
     replicated configs that diverged or failed on a fresh seed, then the unranked trials;
     `rank` numbers the ranked rows 1, 2, ..."""
     board = trials.rename(columns={"value": metric})
@@ -73,8 +74,9 @@ def _board(trials: pd.DataFrame, configs: pd.DataFrame, metric: str) -> pd.DataF
     )
     replicated = board["robust_rank"].notna().to_numpy()
     broke = replicated & (board["broken"].fillna(0) > 0).to_numpy()
+    held = replicated & ~broke & board["complete"].fillna(False).to_numpy(dtype=bool)
     ranked = (board["trial_rank"] > 0).to_numpy() | replicated
-    tier = np.select([~ranked, broke, replicated], [3, 2, 0], default=1)
+    tier = np.select([~ranked, broke, held], [3, 2, 0], default=1)
     order = np.lexsort(
         (
             board["trial_rank"].where(board["trial_rank"] > 0, np.inf).to_numpy(dtype=float),

@@ -30,6 +30,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from gansweep.trainables.metrics import METRICS
+
 FINISHED = "finished"
 STOPPED_EARLY = "stopped_early"
 DIVERGED = "diverged"
@@ -37,12 +39,16 @@ FAILED = "failed"
 RUNNING = "running"
 INTERRUPTED = "interrupted"
 ENDED = (FINISHED, STOPPED_EARLY, DIVERGED, FAILED)
-STATUSES = (*ENDED, RUNNING, INTERRUPTED)
 RANKABLE = (FINISHED, STOPPED_EARLY, RUNNING, INTERRUPTED)
 
 # The per-seed metrics summarized for replicated configs, with the direction of each
 # ("the metric" is the sweep's own, whose direction is the sweep's mode).
-REPLICA_METRICS = {"modes_captured": "max", "high_quality": "max"}
+REPLICA_METRICS = {name: METRICS[name].mode for name in ("modes_captured", "high_quality")}
+# The rule in one sentence, for the console and the report.
+RULE = (
+    "replicated configs that held on every fresh seed rank first, by their worst seed, then "
+    "their mean; the other trials by the metric at equal budget (full budget first)"
+)
 
 
 def trial_outcome(step: float, planned_steps: float, diverged: bool, failed: bool = False) -> str:
@@ -145,8 +151,8 @@ def replica_summary(replicas: pd.DataFrame, mode: str, seeds_planned: int) -> pd
             prefix = f"{name}_" if name else ""
             row[f"{prefix}mean"] = float(values.mean()) if len(values) else math.nan
             row[f"{prefix}sd"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
-            if broken.any() or len(values) < len(ended):
-                row[f"{prefix}worst"] = worst_value(direction)
+            if broken.any() or len(values) < len(ended):  # what a diverged run reports
+                row[f"{prefix}worst"] = METRICS[name].worst if name else worst_value(direction)
             elif len(values):
                 row[f"{prefix}worst"] = float(values.max() if direction == "min" else values.min())
             else:

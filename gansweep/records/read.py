@@ -3,7 +3,6 @@ of trials that the leaderboard, the report and export are built from."""
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from functools import partial
@@ -26,8 +25,6 @@ from gansweep.records.run_format import (
 )
 from gansweep.records.store import with_retries
 
-# Params that do not make a different configuration (replicas differ only in these).
-NOT_CONFIG = ("seed",)
 # Metrics worth a column of the trials table, when the trials report them.
 EXTRA_METRICS = (
     "mmd", "modes_captured", "high_quality", "reverse_kl",  # 2-D mixtures
@@ -101,7 +98,7 @@ def _numeric(frame: pd.DataFrame, name: str) -> pd.Series:
 TRIAL_COLUMNS = [
     "run_id", "run_name", "role", "trial_id", "replica_of", "combination", *AXES, "status",
     "value", "step", "planned_steps", "seconds", "seed", "start", "diverged", "reported",
-    "config_key", "dataset", "artifact_uri",
+    "dataset", "artifact_uri",
 ]  # fmt: skip
 
 
@@ -142,12 +139,6 @@ def trials_frame(runs: pd.DataFrame, metric: str, sweep_running: bool) -> pd.Dat
     closed = out["status"].isin([ranking.FINISHED, ranking.STOPPED_EARLY])
     out.loc[out["diverged"] & closed, "status"] = ranking.DIVERGED
     out["reported"] = out["value"].notna()
-    params = sorted(c for c in runs if c.startswith("params."))
-    config = runs[[c for c in params if c.removeprefix("params.") not in NOT_CONFIG]]
-    out["config_key"] = [
-        json.dumps(row, sort_keys=True, default=str)
-        for row in config.astype(object).where(config.notna(), None).to_dict("records")
-    ]
     for name in EXTRA_METRICS:
         if f"metrics.{name}" in runs:
             out[name] = _numeric(runs, f"metrics.{name}")

@@ -136,7 +136,7 @@ def with_retries(action: Callable[[], T], attempts: int = 5, first_wait: float =
     restarting) with exponential back-off; the last failure is raised.
 
     Only for calls that are safe to repeat: reading, setting tags, logging a batch of
-    params or metrics. Creating a run is not: see write.find_or_create_run.
+    params or metrics. Creating a run is not: see write.TrialRun, which looks first.
     """
     for attempt in range(attempts):
         try:

@@ -105,8 +105,9 @@ class TrialRun:
         missing = [Param(k, as_param(v)) for k, v in params.items() if k not in run.data.params]
         if missing:
             with_retries(lambda: self.client.log_batch(self.run_id, params=missing))
-        if run.info.status != "RUNNING":
+        if run.info.status != "RUNNING":  # a retried trial: running again, no outcome yet
             with_retries(lambda: self.client.update_run(self.run_id, status="RUNNING"))
+            self.set_tags({TAG_STATUS: ""})
         history = with_retries(lambda: self.client.get_metric_history(self.run_id, "step"))
         self.logged_steps = {m.step for m in history}
 

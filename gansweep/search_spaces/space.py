@@ -13,9 +13,8 @@ in file order. Each param is one of::
 param or a fixed key) has one of the listed values. A param that is not sampled takes the
 TrialConfig default, so a trial's config holds only what was chosen for it.
 
-Everything that can be checked before a sweep starts is checked here, and every problem
-is reported at once as ``file:line: key.path: what is wrong; valid: ...``. A typo in a
-space should cost a second, not a cluster's worth of failed trials.
+Everything that can be checked before a sweep starts is checked when a space is loaded
+(validate.py), and every problem is reported at once.
 """
 
 from __future__ import annotations

@@ -39,7 +39,6 @@ from gansweep.trainables.data import Dataset, MixtureData
 from gansweep.trainables.image_metrics import evaluate_images
 
 PRIMARY_METRIC = "distance"
-PRIMARY_MODE = "min"
 # A diverged run reports this for every metric where lower is better, and 0 where higher
 # is better: finite (searchers need a number) and worse than any real value.
 DIVERGED_DISTANCE = 1e6
@@ -103,11 +102,11 @@ def off_mode_probability(dim: int, sigmas: float = HIGH_QUALITY_SIGMAS) -> float
 
 
 def mixture_mmd(samples: Tensor, modes: Tensor, sigma: float) -> float:
-    """Squared MMD between samples [N, 2] and the equal-weight mixture of N(mode, sigma^2 I)
-    over modes [K, 2], with the kernel sum_b exp(-|x - y|^2 / (2 (b sigma)^2)) over
-    MMD_BANDWIDTHS. Unbiased in the samples; the mixture's terms are exact:
-    E_y k_h(x, y) = h^2 / (h^2 + s^2) exp(-|x - mu|^2 / (2 (h^2 + s^2))) for y ~ N(mu, s^2 I)
-    in 2-D, and likewise with 2 s^2 for two independent draws.
+    """Squared MMD between samples [N, D] and the equal-weight mixture of N(mode, sigma^2 I)
+    over modes [K, D], with the kernel sum_b exp(-|x - y|^2 / (2 (b sigma)^2)) over
+    MMD_BANDWIDTHS. Unbiased in the samples; the mixture's terms are exact: for
+    y ~ N(mu, s^2 I), E_y k_h(x, y) = (h^2 / (h^2 + s^2))^(D/2) exp(-|x - mu|^2 / (2 (h^2 +
+    s^2))), and likewise with 2 s^2 for two independent draws.
     """
     x = samples.double()
     mu = modes.double().to(x.device)
@@ -116,12 +115,14 @@ def mixture_mmd(samples: Tensor, modes: Tensor, sigma: float) -> float:
     within = torch.pdist(x.float()).square()
     to_modes = torch.cdist(x, mu).square()  # [N, K]
     between_modes = torch.cdist(mu, mu).square()  # [K, K]
-    s2, total = sigma**2, 0.0
+    s2, half_dim, total = sigma**2, x.shape[1] / 2, 0.0
     for bandwidth in MMD_BANDWIDTHS:
         h2 = (bandwidth * sigma) ** 2
         gen = torch.exp(within / (-2 * h2)).mean(dtype=torch.float64)
-        cross = h2 / (h2 + s2) * torch.exp(to_modes / (-2 * (h2 + s2))).mean()
-        true = h2 / (h2 + 2 * s2) * torch.exp(between_modes / (-2 * (h2 + 2 * s2))).mean()
+        cross = (h2 / (h2 + s2)) ** half_dim * torch.exp(to_modes / (-2 * (h2 + s2))).mean()
+        true = (h2 / (h2 + 2 * s2)) ** half_dim * torch.exp(
+            between_modes / (-2 * (h2 + 2 * s2))
+        ).mean()
         total += float(gen - 2 * cross + true)
     return total
 

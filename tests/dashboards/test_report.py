@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from mlflow import MlflowClient
+from synthetic_sweep import make_sweep
 
 from gansweep.dashboards import REPORT_FILE, SECTIONS, ReportError, gather, write_report
 from gansweep.dashboards.stats import best_of_k, best_so_far
 from gansweep.records.manifest import Manifest
-from tests.dashboards.synthetic import make_sweep
 
 GANSWEEP = [sys.executable, "-m", "gansweep.platform.cli"]
 TINY = ["--set", "steps=200", "--set", "eval_every=100", "--set", "eval_samples=500"]

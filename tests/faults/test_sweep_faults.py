@@ -405,3 +405,36 @@ def test_a_replication_whose_driver_is_killed_resumes_without_running_a_seed_twi
     assert [r.data.tags[run_format.TAG_STATUS] for r in lost] == ["failed"] * len(lost)
     best = yaml.safe_load((Path(manifest.sweep_dir) / "best.yaml").read_text())
     assert best["_provenance"]["replicated"]["seeds"] == seeds
+
+
+@pytest.mark.slow
+def test_ctrl_c_leaves_the_sweep_interrupted_and_resume_finishes_it(sweeps, tmp_path):
+    """Fault: the user presses Ctrl-C (SIGINT to the driver) while the search runs.
+    Must survive: the command stops with exit code 130 and says how to go on; the sweep
+    is marked interrupted, not finished, and nothing was replicated from a search that
+    never ended; `gansweep resume` then ends every planned trial and the replication."""
+    name, samples, steps, eval_every = "ctrlc", 3, 600, 100
+    planned = planned_steps(steps, eval_every)
+    proc = sweeps.start(
+        *sweep_args(name, steps, eval_every, "--num-samples", str(samples), "--replicate-top",
+                    "1", "--seeds", "1"),
+        "--max-concurrent", "1", log="sweep.log",
+    )  # fmt: skip
+    wait_for(
+        "a first checkpoint",
+        lambda: bool(latest_checkpoints(tmp_path / "sweeps" / name)),
+        proc,
+        300,
+    )
+    os.kill(proc.pid, signal.SIGINT)
+    assert sweeps.wait(proc, 120) == 130, tail(proc)
+    assert f"continue it with `gansweep resume {name}`" in proc.log.read_text()
+    manifest = load_manifest(tmp_path, name)
+    assert manifest.status == "interrupted" and manifest.replication is None
+
+    proc = sweeps.start("resume", name, log="resume.log")
+    assert sweeps.wait(proc, 400) == 0, tail(proc)
+    manifest = load_manifest(tmp_path, name)
+    assert manifest.status == "finished" and manifest.replication.status == "finished"
+    trials = tune_trials(Path(manifest.sweep_dir))
+    assert [t.last_result["step"] for t in trials] == [planned[-1]] * samples
