@@ -102,7 +102,7 @@ def test_the_optuna_study_has_every_trial(finished_sweep):
 def test_the_leaderboard_is_printed_with_where_things_are(finished_sweep):
     _, proc, _ = finished_sweep
     assert "leaderboard (top 4 of 4 trials, min)" in proc.stdout
-    assert "replicated configs rank first, by their worst seed" in proc.stdout
+    assert "held on every fresh seed rank first, by their worst seed" in proc.stdout
     assert "best config:" in proc.stdout and "gansweep ui" in proc.stdout
 
 
