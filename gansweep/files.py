@@ -5,6 +5,7 @@ The bottom of the package: it imports nothing from gansweep.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
@@ -25,12 +26,25 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object], mode: i
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the rename, so a power cut cannot empty it
         os.chmod(tmp, mode)  # mkstemp makes it private; shared caches and sweeps are read by others
         os.replace(tmp, path)
+        _fsync_folder(path.parent)  # the rename itself
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in `folder` durable (POSIX; nothing where a folder cannot be opened)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

@@ -20,7 +20,7 @@ from gansweep.dashboards.widgets import (
     sentence,
     worst_position,
 )
-from gansweep.records.ranking import REPLICA_METRICS
+from gansweep.records import ranking
 from gansweep.records.run_format import AXES
 
 
@@ -178,7 +178,12 @@ def section_seeds(data: SweepData, charts: Charts) -> str:
     # gansweep replicate records its plan in the manifest before it starts any replica
     assert replication is not None, "replicated configs without a replication plan"
     trials = data.trials.set_index("trial_id")
-    finite = replicas[~replicas["diverged"] & replicas["value"].notna()]
+    # The seeds the table counts: one run per seed, ended (a lost run's retrain replaces it).
+    replicas = ranking.one_run_per_seed(replicas)
+    replicas = replicas[replicas["status"].isin(ranking.ENDED)]
+    broken = replicas["diverged"] | (replicas["status"] == ranking.FAILED)
+    extra = [name for name in ranking.REPLICA_METRICS if name != metric]
+    finite = replicas[~broken & replicas["value"].notna()]
     top = worst_position(data, finite["value"]) if not finite.empty else 1.0
     fig = go.Figure()
     rows = []
@@ -187,9 +192,9 @@ def section_seeds(data: SweepData, charts: Charts) -> str:
         label = f"#{config.robust_rank} " + (
             source["combination"] if source is not None else config.replica_of
         )
-        mine = replicas[replicas["replica_of"] == config.replica_of]
-        good = mine[~mine["diverged"] & mine["value"].notna()]
-        bad = mine[mine["diverged"]]
+        mine = replicas["replica_of"] == config.replica_of
+        good = replicas[mine & ~broken & replicas["value"].notna()]
+        bad = replicas[mine & broken]
         fig.add_trace(
             go.Box(
                 y=good["value"], name=label, boxpoints="all", jitter=0.4, pointpos=0,
@@ -203,7 +208,9 @@ def section_seeds(data: SweepData, charts: Charts) -> str:
                 go.Scatter(
                     x=[label] * len(bad), y=[top] * len(bad), mode="markers", showlegend=False,
                     marker=dict(symbol="x", size=9, color=STATUS_COLORS["diverged"]),
-                    hovertext=[f"seed {esc(s)} diverged" for s in bad["seed"]], hoverinfo="text",
+                    hovertext=[f"seed {esc(s)} {esc(st)}" for s, st in
+                               zip(bad["seed"], bad["status"], strict=True)],
+                    hoverinfo="text",
                 )
             )  # fmt: skip
         if source is not None and pd.notna(source["value"]):
@@ -219,7 +226,7 @@ def section_seeds(data: SweepData, charts: Charts) -> str:
             label, f"{config.seeds} / {config.seeds_planned}", str(config.broken),
             f"{fmt(config.mean)} ± {fmt(config.sd, 2)}", f"<b>{fmt(config.worst)}</b>",
         ]  # fmt: skip
-        for name in REPLICA_METRICS:
+        for name in extra:
             mean, worst = getattr(config, f"{name}_mean"), getattr(config, f"{name}_worst")
             cells.append(f"{fmt(mean, 3)} (worst {fmt(worst, 3)})")
         rows.append("<tr>" + "".join(f"<td>{esc(c) if i == 0 else c}</td>"
@@ -229,7 +236,7 @@ def section_seeds(data: SweepData, charts: Charts) -> str:
         yaxis_title=metric,
     )
     head = ["config", "seeds", "diverged/failed", f"{metric} mean ± sd", "worst seed"]
-    head += [f"{name} mean (worst)" for name in REPLICA_METRICS]
+    head += [f"{name} mean (worst)" for name in extra]
     return (
         f"<p>The top configs retrained on fresh seeds {esc(replication.seeds)} "
         "(boxes), next to the result of the trial that selected them (star): the gap is "

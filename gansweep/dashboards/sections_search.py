@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from gansweep.dashboards.data import TOP_TRIALS, SweepData
 from gansweep.dashboards.stats import best_of_k, best_so_far
 from gansweep.dashboards.widgets import Charts, esc, sentence
+from gansweep.records import ranking
 from gansweep.trainables.metrics import DIVERGED_DISTANCE
 
 # PED-ANOVA (Optuna's default importance evaluator) compares the best 10% of the trials
@@ -130,11 +131,14 @@ def section_budget(data: SweepData, charts: Charts) -> str:
     if not trials["reported"].any():
         return sentence("No trial has reported a result yet: no budget curve.")
     lower = data.lower_is_better
-    values = np.where(trials["rank"] > 0, trials["value"], np.nan).astype(float)
+    # Only results at the full budget compete (ranking.py): a trial stopped early, or
+    # not yet at its planned steps, is budget spent that never wins.
+    values = np.where(trials["status"] == ranking.FINISHED, trials["value"], np.nan)
+    values = values.astype(float)
     if np.isnan(values).all():
         return sentence(
-            f"All {len(trials)} trials diverged or failed: the best result is still unknown "
-            "whatever the budget."
+            f"None of the {len(trials)} trials has a result at its full budget yet (each "
+            "diverged, failed, was stopped early or is still running): no budget curve."
         )
     k = np.arange(1, len(trials) + 1)
     observed = best_so_far(values, lower)
@@ -193,7 +197,6 @@ def section_budget(data: SweepData, charts: Charts) -> str:
     return (
         "<p>The best result as a function of the budget. The curves of k random trials are "
         "exact order statistics of this sweep's results (the estimate Lucic et al. 2018 "
-        "bootstrap); diverged and failed trials count as spent budget that never wins.</p>"
-        + charts(fig, 440)
-        + charts(fig2, 380)
+        "bootstrap), at equal budget: trials that diverged, failed or were stopped early "
+        "count as spent budget that never wins.</p>" + charts(fig, 440) + charts(fig2, 380)
     )

@@ -259,6 +259,11 @@ def sweep(
     _print_where(_load_manifest(prepared.name, storage))
 
 
+def _g(value: float | None, spec: str) -> str:
+    """A number of the exported spread; None is "no value" (one seed has no sd)."""
+    return "n/a" if value is None else format(value, spec)
+
+
 def _load_manifest(name: str, storage: str) -> Manifest:
     try:
         return Manifest.load(storage, name)
@@ -345,10 +350,12 @@ def export(
         f"{provenance['value']:.6g} (MLflow run {provenance['mlflow_run_id']})"
     )
     if "replicated" in provenance:
-        spread = provenance["replicated"][provenance["metric"]]
+        replicated = provenance["replicated"]
+        mean, sd, worst = (replicated[provenance["metric"]][k] for k in ("mean", "sd", "worst"))
         typer.echo(
-            f"  over {provenance['replicated']['seeds']} fresh seeds: mean {spread['mean']:.6g}"
-            f", sd {spread['sd']:.3g}, worst {spread['worst']:.6g}"
+            f"  over {replicated['seeds']} of {replicated['seeds_planned']} fresh seeds "
+            f"({replicated['diverged_or_failed']} diverged or failed): mean {_g(mean, '.6g')}"
+            f", sd {_g(sd, '.3g')}, worst {_g(worst, '.6g')}"
         )
     if register:
         version = register_generator(manifest, provenance["mlflow_run_id"], register)

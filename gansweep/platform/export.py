@@ -22,6 +22,8 @@ from gansweep.records.run_format import GENERATOR_FILE
 
 PROVENANCE_KEY = "_provenance"  # keys starting with "_" are skipped by `train`
 ROBUST_RULE = "the worst seed's metric, then the mean over seeds (replicated configs first)"
+# A config whose replication is unfinished, or broke on a seed, ranks as a trial does.
+TRIAL_RULE = "the metric at equal budget (replication unfinished or broken on a seed)"
 
 
 class ExportError(RuntimeError):
@@ -38,10 +40,13 @@ def spread(champion: Any, metric: str) -> dict[str, Any]:
     """A replicated champion's results over its fresh seeds, as recorded."""
     out: dict[str, Any] = {
         "seeds": int(champion["seeds"]),
+        "seeds_planned": int(champion["seeds_planned"]),
         "diverged_or_failed": int(champion["broken"]),
         metric: {s: _number(champion[f"{metric}_{s}"]) for s in ("mean", "sd", "worst")},
     }
     for name in ranking.REPLICA_METRICS:
+        if name == metric or f"{name}_mean" not in champion:
+            continue
         out[name] = {s: _number(champion[f"{name}_{s}"]) for s in ("mean", "sd", "worst")}
     return out
 
@@ -86,7 +91,8 @@ def export_best(
     }
     measured = f"{metric} = {champion[metric]:.6g} at step {int(champion['step'])}"
     if bool(champion["replicated"]):
-        provenance["rule"] = ROBUST_RULE
+        held = bool(champion["complete"]) and int(champion["broken"]) == 0
+        provenance["rule"] = ROBUST_RULE if held else TRIAL_RULE
         provenance["replicated"] = spread(champion, metric)
         worst = champion[f"{metric}_worst"]
         measured = (

@@ -85,7 +85,7 @@ def _replicate_and_finalize(manifest: Manifest) -> Standings:
     asked = manifest.replication
     top, seeds = (asked.top, len(asked.seeds)) if asked else (options.replicate_top, options.seeds)
     if top > 0:
-        _close_lost_trial_runs(manifest)  # the ranking must not wait for lost trials
+        _close_open_trial_runs(manifest)  # the ranking must not wait for lost trials
         try:
             replicate.run(manifest, top, seeds, options)
         except replicate.NothingToReplicate as err:
@@ -93,23 +93,37 @@ def _replicate_and_finalize(manifest: Manifest) -> Standings:
     return finalize(manifest)
 
 
-def _close_lost_trial_runs(manifest: Manifest) -> None:
-    """A trial asked for after Tune's last snapshot of the experiment is lost with a killed
-    driver: the resumed experiment never runs it again (its Optuna trial is marked FAIL on
-    restore), so nothing else would ever close its run."""
+def _close_open_trial_runs(manifest: Manifest) -> None:
+    """Close every trial or replica run still open once Tune is done with it:
+    - a trial asked for after Tune's last snapshot of the experiment is lost with a
+      killed driver: the resumed experiment never runs it again (its Optuna trial is
+      marked FAIL on restore), so it failed;
+    - a trial Tune stopped when --time-budget ran out gets no callback (Tune ends the
+      experiment without on_trial_complete): it ended like any trial, by its steps.
+    Call it only while no Tune experiment of the sweep runs."""
     known = {trial.trial_id for trial in ExperimentAnalysis(manifest.sweep_dir).trials}
     if tune.Tuner.can_restore(str(manifest.replicas_dir)):  # Tune has saved its state
         known |= {t.trial_id for t in ExperimentAnalysis(str(manifest.replicas_dir)).trials}
     uri = manifest.tracking_uri
     for run in child_runs(uri, manifest.experiment_id, manifest.parent_run_id):
-        if run.info.status == "RUNNING" and run.data.tags.get(TAG_TRIAL_ID) not in known:
+        if run.info.status != "RUNNING":
+            continue
+        if run.data.tags.get(TAG_TRIAL_ID) not in known:
             log.warning("closing the MLflow run of lost trial %s", run.info.run_name)
             end_trial_run(uri, run.info.run_id, ranking.FAILED, "FAILED")
+            continue
+        metrics = run.data.metrics
+        outcome = ranking.trial_outcome(
+            metrics.get("step", 0.0),
+            float(run.data.params.get("steps") or "inf"),
+            metrics.get("diverged", 0.0) >= 0.5,
+        )
+        end_trial_run(uri, run.info.run_id, outcome, "FINISHED")
 
 
 def finalize(manifest: Manifest) -> Standings:
     """Leaderboard, best config and report into the sweep folder and the parent run."""
-    _close_lost_trial_runs(manifest)
+    _close_open_trial_runs(manifest)
     manifest.status = "finished"
     manifest.save()
     ranked = standings(manifest)

@@ -56,7 +56,7 @@ def rank_runs(frame: pd.DataFrame, metric: str, mode: str, seeds_planned: int) -
     """Standings from a trials_frame of a sweep's runs (trials and replicas)."""
     trials = ranking.rank_trials(frame[frame["role"] == ROLE_TRIAL], mode)
     replicas = frame[frame["role"] == ROLE_REPLICA].reset_index(drop=True)
-    configs = ranking.replica_summary(replicas, mode, seeds_planned)
+    configs = ranking.replica_summary(replicas, mode, seeds_planned, metric)
     return Standings(metric, mode, trials, replicas, configs, _board(trials, configs, metric))
 
 
@@ -80,7 +80,8 @@ def _board(trials: pd.DataFrame, configs: pd.DataFrame, metric: str) -> pd.DataF
     order = np.lexsort(
         (
             board["trial_rank"].where(board["trial_rank"] > 0, np.inf).to_numpy(dtype=float),
-            board["robust_rank"].fillna(np.inf).to_numpy(dtype=float),
+            # the robust order within tiers 0 and 2; tier 1 is in trial order
+            np.where(tier == 1, np.inf, board["robust_rank"].fillna(np.inf).to_numpy(dtype=float)),
             tier,
         )
     )

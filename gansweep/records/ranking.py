@@ -120,22 +120,26 @@ def one_run_per_seed(replicas: pd.DataFrame) -> pd.DataFrame:
     return kept.sort_index()
 
 
-def replica_summary(replicas: pd.DataFrame, mode: str, seeds_planned: int) -> pd.DataFrame:
+def replica_summary(
+    replicas: pd.DataFrame, mode: str, seeds_planned: int, metric: str = ""
+) -> pd.DataFrame:
     """One row per replicated config, best first by the robust rule above.
 
     `replicas` has one row per replica run with the columns replica_of, seed, status,
-    diverged, value and the REPLICA_METRICS that exist. Returns: replica_of, seeds (how
-    many replicas ended), seeds_planned, complete, broken (how many diverged or failed),
-    mean, sd, worst, and for each replica metric m: m_mean, m_sd, m_worst; then
-    ``robust_rank`` (1, 2, ...).
+    diverged, value (the sweep's `metric`) and the REPLICA_METRICS that exist. Returns:
+    replica_of, seeds (how many replicas ended), seeds_planned, complete, broken (how many
+    diverged or failed), mean, sd, worst, and for each replica metric m other than
+    `metric`: m_mean, m_sd, m_worst; then ``robust_rank`` (1, 2, ...).
 
     A replica that has not ended yet is left out (the row is then not complete). Means
     and standard deviations are over the seeds that gave a result; a seed that diverged
-    or failed makes the worst value the worst possible one (inf, or -inf for "max").
+    or failed makes the worst value the worst possible one (inf, or -inf for "max"). A
+    replica metric that no run reports (the mode metrics of an image data set) is NaN.
     """
     replicas = one_run_per_seed(replicas)
+    extra = {name: d for name, d in REPLICA_METRICS.items() if name != metric}
     columns = ["replica_of", "seeds", "seeds_planned", "complete", "broken", "mean", "sd"]
-    columns += ["worst", *(f"{m}_{s}" for m in REPLICA_METRICS for s in ("mean", "sd", "worst"))]
+    columns += ["worst", *(f"{m}_{s}" for m in extra for s in ("mean", "sd", "worst"))]
     rows = []
     for source, group in replicas.groupby("replica_of", sort=False):
         ended = group[group["status"].isin(ENDED)]
@@ -143,12 +147,14 @@ def replica_summary(replicas: pd.DataFrame, mode: str, seeds_planned: int) -> pd
         row: dict[str, object] = {"replica_of": source, "seeds": len(ended)}
         row.update(seeds_planned=seeds_planned, complete=len(ended) >= seeds_planned)
         row["broken"] = int(broken.sum())
-        for name, direction in {"": mode, **REPLICA_METRICS}.items():
+        for name, direction in {"": mode, **extra}.items():
             column = name or "value"
-            raw = ended[column] if column in ended else pd.Series(math.nan, index=ended.index)
-            values = pd.to_numeric(raw, errors="coerce").astype(float)[~broken]
-            values = values[np.isfinite(values)]
             prefix = f"{name}_" if name else ""
+            if column not in ended:  # not reported by this data set
+                row.update({f"{prefix}{s}": math.nan for s in ("mean", "sd", "worst")})
+                continue
+            values = pd.to_numeric(ended[column], errors="coerce").astype(float)[~broken]
+            values = values[np.isfinite(values)]
             row[f"{prefix}mean"] = float(values.mean()) if len(values) else math.nan
             row[f"{prefix}sd"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
             if broken.any() or len(values) < len(ended):  # what a diverged run reports

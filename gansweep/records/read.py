@@ -47,6 +47,8 @@ def child_runs(
             partial(
                 client.search_runs,
                 [experiment_id], filter_string=query, max_results=1000, page_token=token,
+                # oldest first: runs created while paging land after the pages read so far
+                order_by=["attributes.start_time ASC"],
             )
         )  # fmt: skip
         runs.extend(run for run in page if run.data.tags.get(TAG_ROLE) in roles)
@@ -105,7 +107,7 @@ TRIAL_COLUMNS = [
 def trials_frame(runs: pd.DataFrame, metric: str, sweep_running: bool) -> pd.DataFrame:
     """One tidy row per run (trial or replica), in start order: the TRIAL_COLUMNS, where
     `value` is the metric's last value and `status` follows ranking.recorded_status, then
-    the EXTRA_METRICS that exist."""
+    the other EXTRA_METRICS that exist."""
     if runs.empty:
         return pd.DataFrame(columns=TRIAL_COLUMNS)
     now_ms = time.time() * 1000
@@ -140,7 +142,7 @@ def trials_frame(runs: pd.DataFrame, metric: str, sweep_running: bool) -> pd.Dat
     out.loc[out["diverged"] & closed, "status"] = ranking.DIVERGED
     out["reported"] = out["value"].notna()
     for name in EXTRA_METRICS:
-        if f"metrics.{name}" in runs:
+        if name != metric and f"metrics.{name}" in runs:  # the metric itself is `value`
             out[name] = _numeric(runs, f"metrics.{name}")
     out = out.sort_values("start", kind="stable").reset_index(drop=True)
     return out[[*TRIAL_COLUMNS, *(c for c in out if c not in TRIAL_COLUMNS)]]

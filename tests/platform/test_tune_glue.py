@@ -117,3 +117,26 @@ def test_the_default_schedulers_stop_trials_early_and_they_rank_below_finished_o
     positions = {t: i for i, t in enumerate(ranked["trial_id"])}
     assert max(positions[t] for t in finished) < min(positions[t] for t in stopped)
     assert list(ranked["rank"]) == list(range(1, len(ranked) + 1))
+
+
+@pytest.mark.slow
+def test_a_time_budget_closes_the_runs_of_the_trials_it_stops(tmp_path):
+    """Tune ends trials at --time-budget without a trial callback: the sweep still closes
+    their runs, stopped early (they did not reach their steps), and ranks them."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "gansweep.platform.cli", "sweep", "--name", "s",
+         "--num-samples", "2", "--max-concurrent", "2", "--scheduler", "fifo",
+         "--time-budget", "30", "--replicate-top", "0", "--set", "steps=1000000",
+         "--set", "eval_every=50", "--set", "eval_samples=200"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=500,
+        env={**os.environ, "RAY_ADDRESS": ""},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    manifest = json.loads((tmp_path / "sweeps" / "s" / "gansweep.json").read_text())
+    runs = MlflowClient(manifest["tracking_uri"]).search_runs([manifest["experiment_id"]])
+    trials = [r for r in runs if r.data.tags.get("gansweep.role") == "trial"]
+    assert len(trials) == 2
+    assert all(r.info.status == "FINISHED" for r in trials)
+    assert [r.data.tags["gansweep.status"] for r in trials] == [ranking.STOPPED_EARLY] * 2
+    board = pd.read_csv(tmp_path / "sweeps" / "s" / "leaderboard.csv", dtype={"trial_id": str})
+    assert list(board["rank"]) == [1, 2] and set(board["status"]) == {ranking.STOPPED_EARLY}

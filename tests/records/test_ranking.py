@@ -192,3 +192,32 @@ def test_a_replicated_config_that_diverged_on_a_fresh_seed_ranks_after_the_other
     board = rank_runs(runs, "distance", "min", seeds_planned=1).board
     assert list(board["trial_id"]) == ["t2", "t3", "t1"]
     assert list(board["rank"]) == [1, 2, 3]
+
+
+def test_configs_still_being_replicated_keep_their_trial_order():
+    """Partial replication decides nothing: B's one good seed does not lift it above A."""
+    runs = pd.DataFrame(
+        [
+            ("trial", "A", "", "finished", 0.10, 300, 300, "0"),
+            ("trial", "B", "", "finished", 0.20, 300, 300, "0"),
+            ("replica", "a1", "A", "finished", 0.40, 300, 300, "1"),
+            ("replica", "b1", "B", "finished", 0.15, 300, 300, "1"),
+        ],
+        columns=["role", "trial_id", "replica_of", "status", "value", "step",
+                 "planned_steps", "seed"],
+    )  # fmt: skip
+    runs["diverged"] = False
+    runs["start"] = range(len(runs))
+    for column in ("run_id", "combination", "seconds"):
+        runs[column] = runs["trial_id"]
+    board = rank_runs(runs, "distance", "min", seeds_planned=3).board
+    assert list(board["trial_id"]) == ["A", "B"]
+
+
+def test_a_replica_metric_no_run_reports_is_unknown_not_zero():
+    """An image sweep has no modes: its replicated configs show no mode figures."""
+    table = replicas(("c", 1, "finished", 20.0, 0, 0), ("c", 2, "finished", 25.0, 0, 0))
+    table = table.drop(columns=["modes_captured", "high_quality"])
+    summary = ranking.replica_summary(table, "min", seeds_planned=2).iloc[0]
+    assert summary["worst"] == 25.0
+    assert all(math.isnan(summary[f"modes_captured_{s}"]) for s in ("mean", "sd", "worst"))
