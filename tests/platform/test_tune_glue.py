@@ -80,6 +80,19 @@ params:
 """
 
 
+def sweep(folder, *args: str) -> list:
+    """Run `gansweep sweep --name s ARGS` in `folder`; returns the MLflow runs of its trials."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "gansweep.platform.cli", "sweep", "--name", "s", *args],
+        cwd=folder, capture_output=True, text=True, timeout=500,
+        env={**os.environ, "RAY_ADDRESS": ""},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    manifest = json.loads((folder / "sweeps" / "s" / "gansweep.json").read_text())
+    runs = MlflowClient(manifest["tracking_uri"]).search_runs([manifest["experiment_id"]])
+    return [r for r in runs if r.data.tags.get("gansweep.role") == "trial"]
+
+
 # Ray's HyperBand is synchronous: a bracket stops trials only once it is full, so it
 # needs as many trials in flight as its first bracket holds (3 here).
 @pytest.mark.parametrize(("scheduler", "concurrent"), [("asha", "1"), ("hyperband", "3")])
@@ -87,20 +100,11 @@ def test_the_default_schedulers_stop_trials_early_and_they_rank_below_finished_o
     tmp_path, scheduler, concurrent
 ):
     (tmp_path / "space.yaml").write_text(STOPPING_SPACE)
-    proc = subprocess.run(
-        [sys.executable, "-m", "gansweep.platform.cli", "sweep", "--space", "space.yaml",
-         "--name", "s", "--num-samples", "6", "--max-concurrent", concurrent, "--sampler", "random",
-         "--scheduler", scheduler, "--replicate-top", "0"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=500,
-        env={**os.environ, "RAY_ADDRESS": ""},
+    runs = sweep(
+        tmp_path, "--space", "space.yaml", "--num-samples", "6", "--max-concurrent", concurrent,
+        "--sampler", "random", "--scheduler", scheduler, "--replicate-top", "0",
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    manifest = json.loads((tmp_path / "sweeps" / "s" / "gansweep.json").read_text())
-    runs = MlflowClient(manifest["tracking_uri"]).search_runs([manifest["experiment_id"]])
-    trials = {
-        r.data.tags["gansweep.trial_id"]: r for r in runs
-        if r.data.tags.get("gansweep.role") == "trial"
-    }  # fmt: skip
+    trials = {r.data.tags["gansweep.trial_id"]: r for r in runs}
     statuses = {t: r.data.tags["gansweep.status"] for t, r in trials.items()}
     stopped = [t for t, s in statuses.items() if s == ranking.STOPPED_EARLY]
     finished = [t for t, s in statuses.items() if s == ranking.FINISHED]
@@ -123,18 +127,11 @@ def test_the_default_schedulers_stop_trials_early_and_they_rank_below_finished_o
 def test_a_time_budget_closes_the_runs_of_the_trials_it_stops(tmp_path):
     """Tune ends trials at --time-budget without a trial callback: the sweep still closes
     their runs, stopped early (they did not reach their steps), and ranks them."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "gansweep.platform.cli", "sweep", "--name", "s",
-         "--num-samples", "2", "--max-concurrent", "2", "--scheduler", "fifo",
-         "--time-budget", "30", "--replicate-top", "0", "--set", "steps=1000000",
-         "--set", "eval_every=50", "--set", "eval_samples=200"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=500,
-        env={**os.environ, "RAY_ADDRESS": ""},
+    trials = sweep(
+        tmp_path, "--num-samples", "2", "--max-concurrent", "2", "--scheduler", "fifo",
+        "--time-budget", "30", "--replicate-top", "0", "--set", "steps=1000000",
+        "--set", "eval_every=50", "--set", "eval_samples=200",
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    manifest = json.loads((tmp_path / "sweeps" / "s" / "gansweep.json").read_text())
-    runs = MlflowClient(manifest["tracking_uri"]).search_runs([manifest["experiment_id"]])
-    trials = [r for r in runs if r.data.tags.get("gansweep.role") == "trial"]
     assert len(trials) == 2
     assert all(r.info.status == "FINISHED" for r in trials)
     assert [r.data.tags["gansweep.status"] for r in trials] == [ranking.STOPPED_EARLY] * 2

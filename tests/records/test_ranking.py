@@ -133,17 +133,11 @@ def test_a_config_still_being_replicated_ranks_after_the_complete_ones():
     assert list(summary["complete"]) == [True, False] and list(summary["seeds"]) == [2, 1]
 
 
-def test_the_leaderboard_puts_replicated_configs_first_and_numbers_ranked_rows():
+def sweep_runs(*rows) -> pd.DataFrame:
+    """rows of (role, trial_id, replica_of, status, value, step, planned_steps, seed): a
+    trials_frame of a sweep's trials and replicas."""
     runs = pd.DataFrame(
-        [
-            # role, trial_id, replica_of, status, value, step, planned, seed
-            ("trial", "t1", "", "finished", 0.10, 300, 300, "0"),
-            ("trial", "t2", "", "finished", 0.20, 300, 300, "0"),
-            ("trial", "t3", "", "stopped_early", 0.05, 100, 300, "0"),
-            ("trial", "t4", "", "diverged", 1e6, 100, 300, "0"),
-            ("replica", "r1", "t1", "finished", 0.40, 300, 300, "1"),
-            ("replica", "r2", "t2", "finished", 0.30, 300, 300, "1"),
-        ],
+        rows,
         columns=["role", "trial_id", "replica_of", "status", "value", "step",
                  "planned_steps", "seed"],
     )  # fmt: skip
@@ -151,6 +145,19 @@ def test_the_leaderboard_puts_replicated_configs_first_and_numbers_ranked_rows()
     runs["start"] = range(len(runs))
     for column in ("run_id", "combination", "seconds"):
         runs[column] = runs["trial_id"]
+    return runs
+
+
+def test_the_leaderboard_puts_replicated_configs_first_and_numbers_ranked_rows():
+    runs = sweep_runs(
+        # role, trial_id, replica_of, status, value, step, planned, seed
+        ("trial", "t1", "", "finished", 0.10, 300, 300, "0"),
+        ("trial", "t2", "", "finished", 0.20, 300, 300, "0"),
+        ("trial", "t3", "", "stopped_early", 0.05, 100, 300, "0"),
+        ("trial", "t4", "", "diverged", 1e6, 100, 300, "0"),
+        ("replica", "r1", "t1", "finished", 0.40, 300, 300, "1"),
+        ("replica", "r2", "t2", "finished", 0.30, 300, 300, "1"),
+    )  # fmt: skip
     standings = rank_runs(runs, "distance", "min", seeds_planned=1)
     board = standings.board
     # t2 holds better on its fresh seed than t1 does: it is the champion.
@@ -174,21 +181,13 @@ def test_a_seed_retrained_after_its_replica_was_lost_counts_once():
 
 
 def test_a_replicated_config_that_diverged_on_a_fresh_seed_ranks_after_the_others():
-    runs = pd.DataFrame(
-        [
-            ("trial", "t1", "", "finished", 0.10, 300, 300, "0"),
-            ("trial", "t2", "", "finished", 0.20, 300, 300, "0"),
-            ("trial", "t3", "", "finished", 0.30, 300, 300, "0"),
-            ("replica", "r1", "t1", "diverged", 1e6, 100, 300, "1"),  # t1 does not hold
-            ("replica", "r2", "t2", "finished", 0.25, 300, 300, "1"),
-        ],
-        columns=["role", "trial_id", "replica_of", "status", "value", "step",
-                 "planned_steps", "seed"],
+    runs = sweep_runs(
+        ("trial", "t1", "", "finished", 0.10, 300, 300, "0"),
+        ("trial", "t2", "", "finished", 0.20, 300, 300, "0"),
+        ("trial", "t3", "", "finished", 0.30, 300, 300, "0"),
+        ("replica", "r1", "t1", "diverged", 1e6, 100, 300, "1"),  # t1 does not hold
+        ("replica", "r2", "t2", "finished", 0.25, 300, 300, "1"),
     )  # fmt: skip
-    runs["diverged"] = runs["status"] == "diverged"
-    runs["start"] = range(len(runs))
-    for column in ("run_id", "combination", "seconds"):
-        runs[column] = runs["trial_id"]
     board = rank_runs(runs, "distance", "min", seeds_planned=1).board
     assert list(board["trial_id"]) == ["t2", "t3", "t1"]
     assert list(board["rank"]) == [1, 2, 3]
@@ -196,20 +195,12 @@ def test_a_replicated_config_that_diverged_on_a_fresh_seed_ranks_after_the_other
 
 def test_configs_still_being_replicated_keep_their_trial_order():
     """Partial replication decides nothing: B's one good seed does not lift it above A."""
-    runs = pd.DataFrame(
-        [
-            ("trial", "A", "", "finished", 0.10, 300, 300, "0"),
-            ("trial", "B", "", "finished", 0.20, 300, 300, "0"),
-            ("replica", "a1", "A", "finished", 0.40, 300, 300, "1"),
-            ("replica", "b1", "B", "finished", 0.15, 300, 300, "1"),
-        ],
-        columns=["role", "trial_id", "replica_of", "status", "value", "step",
-                 "planned_steps", "seed"],
+    runs = sweep_runs(
+        ("trial", "A", "", "finished", 0.10, 300, 300, "0"),
+        ("trial", "B", "", "finished", 0.20, 300, 300, "0"),
+        ("replica", "a1", "A", "finished", 0.40, 300, 300, "1"),
+        ("replica", "b1", "B", "finished", 0.15, 300, 300, "1"),
     )  # fmt: skip
-    runs["diverged"] = False
-    runs["start"] = range(len(runs))
-    for column in ("run_id", "combination", "seconds"):
-        runs[column] = runs["trial_id"]
     board = rank_runs(runs, "distance", "min", seeds_planned=3).board
     assert list(board["trial_id"]) == ["A", "B"]
 
