@@ -178,10 +178,8 @@ def section_seeds(data: SweepData, charts: Charts) -> str:
     # gansweep replicate records its plan in the manifest before it starts any replica
     assert replication is not None, "replicated configs without a replication plan"
     trials = data.trials.set_index("trial_id")
-    # The seeds the table counts: one run per seed, ended (a lost run's retrain replaces it).
-    replicas = ranking.one_run_per_seed(replicas)
-    replicas = replicas[replicas["status"].isin(ranking.ENDED)]
-    broken = replicas["diverged"] | (replicas["status"] == ranking.FAILED)
+    replicas = ranking.counted_replicas(replicas)  # the seeds the table counts
+    broken = replicas["broken"]
     extra = [name for name in ranking.REPLICA_METRICS if name != metric]
     finite = replicas[~broken & replicas["value"].notna()]
     top = worst_position(data, finite["value"]) if not finite.empty else 1.0

@@ -91,8 +91,7 @@ def export_best(
     }
     measured = f"{metric} = {champion[metric]:.6g} at step {int(champion['step'])}"
     if bool(champion["replicated"]):
-        held = bool(champion["complete"]) and int(champion["broken"]) == 0
-        provenance["rule"] = ROBUST_RULE if held else TRIAL_RULE
+        provenance["rule"] = ROBUST_RULE if bool(champion["held"]) else TRIAL_RULE
         provenance["replicated"] = spread(champion, metric)
         worst = champion[f"{metric}_worst"]
         measured = (

@@ -89,6 +89,7 @@ def _board(trials: pd.DataFrame, configs: pd.DataFrame, metric: str) -> pd.DataF
     board["rank"] = 0
     board.loc[board.index[: int(ranked.sum())], "rank"] = np.arange(1, int(ranked.sum()) + 1)
     board["replicated"] = board["robust_rank"].notna()
+    board["held"] = held[order]  # replicated, and held on every planned seed
     first = [*BOARD_COLUMNS[:3], metric, *BOARD_COLUMNS[3:]]
     if not configs.empty:
         first += ["seeds", "broken", *renamed.values()]

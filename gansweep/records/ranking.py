@@ -120,6 +120,18 @@ def one_run_per_seed(replicas: pd.DataFrame) -> pd.DataFrame:
     return kept.sort_index()
 
 
+def counted_replicas(replicas: pd.DataFrame) -> pd.DataFrame:
+    """The replica runs a config's seeds are judged by: one run per seed
+    (one_run_per_seed), ended, with ``broken`` (diverged or failed) added."""
+    return _ended(one_run_per_seed(replicas))
+
+
+def _ended(per_seed: pd.DataFrame) -> pd.DataFrame:
+    ended = per_seed[per_seed["status"].isin(ENDED)]
+    broken = ended["status"].isin([DIVERGED, FAILED]) | ended["diverged"].astype(bool)
+    return ended.assign(broken=broken)
+
+
 def replica_summary(
     replicas: pd.DataFrame, mode: str, seeds_planned: int, metric: str = ""
 ) -> pd.DataFrame:
@@ -136,14 +148,15 @@ def replica_summary(
     or failed makes the worst value the worst possible one (inf, or -inf for "max"). A
     replica metric that no run reports (the mode metrics of an image data set) is NaN.
     """
-    replicas = one_run_per_seed(replicas)
+    per_seed = one_run_per_seed(replicas)
+    counted = _ended(per_seed)
     extra = {name: d for name, d in REPLICA_METRICS.items() if name != metric}
     columns = ["replica_of", "seeds", "seeds_planned", "complete", "broken", "mean", "sd"]
     columns += ["worst", *(f"{m}_{s}" for m in extra for s in ("mean", "sd", "worst"))]
     rows = []
-    for source, group in replicas.groupby("replica_of", sort=False):
-        ended = group[group["status"].isin(ENDED)]
-        broken = ended["status"].isin([DIVERGED, FAILED]) | ended["diverged"].astype(bool)
+    for source in per_seed["replica_of"].unique():  # configs with no ended seed too
+        ended = counted[counted["replica_of"] == source]
+        broken = ended["broken"]
         row: dict[str, object] = {"replica_of": source, "seeds": len(ended)}
         row.update(seeds_planned=seeds_planned, complete=len(ended) >= seeds_planned)
         row["broken"] = int(broken.sum())
