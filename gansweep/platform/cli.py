@@ -29,6 +29,7 @@ from gansweep.records.manifest import BEST_FILE, Manifest, SweepNotFoundError
 from gansweep.records.ranking import RULE
 
 if TYPE_CHECKING:
+    from gansweep.platform.sweep_input import PreparedSweep
     from gansweep.records.leaderboard import Standings
 
 app = typer.Typer(
@@ -75,7 +76,10 @@ def train(
         [], "--set", help="Override a field: --set key=value (repeatable)."
     ),
     out: Path | None = typer.Option(
-        None, "--out", help="Output folder [default: runs/<dataset>-<combination>-<time>]."
+        None,
+        "--out",
+        help="Output folder.",
+        show_default="runs/<dataset>-<combination>-<time>",
     ),
 ) -> None:
     """Train one GAN and write metrics.json, samples.png and checkpoint.pt."""
@@ -138,7 +142,8 @@ def train(
 # ---------------------------------------------------------------------- sweeps
 
 STORAGE_HELP = "Folder that holds the sweeps (a shared file system path on clusters)."
-TRACKING_HELP = "MLflow tracking URI [default: sqlite:///mlflow.db in this folder]."
+TRACKING_HELP = "MLflow tracking URI."
+TRACKING_DEFAULT = "sqlite:///mlflow.db in this folder"
 
 
 def _fmt(value: float) -> str:
@@ -191,11 +196,27 @@ def _print_where(manifest: Manifest) -> None:
     typer.echo(f"Optuna study:     optuna-dashboard {manifest.study_storage}")
 
 
+def sweep_header(prepared: PreparedSweep) -> str:
+    """What the sweep will run, in the numbers it will run with (after prepare's changes)."""
+    chosen = prepared.options
+    replication = (
+        f", then the top {chosen.replicate_top} on {chosen.seeds} fresh seeds"
+        if chosen.replicate_top
+        else ""
+    )
+    header = (
+        f"sweep {prepared.name!r}: space {prepared.space.name!r}, {chosen.num_samples} trials, "
+        f"{chosen.max_concurrent} at a time, sampler {chosen.sampler}, scheduler "
+        f"{chosen.scheduler}, {chosen.metric} ({chosen.mode}){replication}"
+    )
+    return "\n".join([header, *(f"  note: {note}" for note in prepared.notes)])
+
+
 @app.command()
 def sweep(
     space: str = typer.Option("quick", "--space", help="Built-in space name or YAML path."),
     name: str | None = typer.Option(
-        None, "--name", help="Sweep name [default: <space>-<time>]", show_default=False
+        None, "--name", help="Sweep name.", show_default="<space>-<time>"
     ),
     num_samples: int = typer.Option(8, "--num-samples", help="Trials to run."),
     max_concurrent: int = typer.Option(2, "--max-concurrent", help="Trials at once."),
@@ -207,7 +228,7 @@ def sweep(
     scheduler: str = typer.Option("asha", "--scheduler", help="asha | hyperband | fifo."),
     metric: str = typer.Option("distance", "--metric", help="Metric to optimize."),
     mode: str | None = typer.Option(
-        None, "--mode", help="min | max [default: the metric's own direction]", show_default=False
+        None, "--mode", help="min | max.", show_default="the metric's own direction"
     ),
     time_budget: float | None = typer.Option(
         None, "--time-budget", help="Stop the search (running trials too) after this many seconds."
@@ -218,9 +239,14 @@ def sweep(
     ),
     storage: str = typer.Option("sweeps", "--storage", help=STORAGE_HELP),
     address: str | None = typer.Option(
-        None, "--address", help="Ray cluster address (RAY_ADDRESS works too) [default: local]"
+        None,
+        "--address",
+        help="Ray cluster address (RAY_ADDRESS works too).",
+        show_default="local",
     ),
-    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=TRACKING_HELP),
+    tracking_uri: str | None = typer.Option(
+        None, "--tracking-uri", help=TRACKING_HELP, show_default=TRACKING_DEFAULT
+    ),
     max_failures: int = typer.Option(2, "--max-failures", help="Retries of a failed trial."),
     replicate_top: int = typer.Option(
         3, "--replicate-top", help="At the end, retrain the top K configs on fresh seeds (0: off)."
@@ -242,17 +268,7 @@ def sweep(
         prepared = prepare(options)
     except SweepInputError as err:
         raise fail(str(err)) from None
-    chosen = prepared.options
-    replication = (
-        f", then the top {chosen.replicate_top} on {chosen.seeds} fresh seeds"
-        if chosen.replicate_top
-        else ""
-    )
-    typer.echo(
-        f"sweep {prepared.name!r}: space {prepared.space.name!r}, {chosen.num_samples} trials, "
-        f"{chosen.max_concurrent} at a time, sampler {chosen.sampler}, scheduler "
-        f"{chosen.scheduler}, {chosen.metric} ({chosen.mode}){replication}"
-    )
+    typer.echo(sweep_header(prepared))
     with resumable(prepared.name):
         ranked = sweeps.run(prepared)
     _print_leaderboard(ranked)
@@ -328,7 +344,7 @@ def replicate(
 def export(
     name: str = typer.Argument(..., help="The sweep whose champion to export."),
     output: Path | None = typer.Option(
-        None, "-o", "--output", help="YAML file [default: best.yaml in the sweep folder]"
+        None, "-o", "--output", help="YAML file.", show_default="best.yaml in the sweep folder"
     ),
     register: str | None = typer.Option(
         None, "--register", help="Also register the best generator under this model name."
@@ -366,7 +382,7 @@ def export(
 def report(
     name: str = typer.Argument(..., help="The sweep to report on."),
     output: Path | None = typer.Option(
-        None, "-o", "--output", help="HTML file [default: report.html in the sweep folder]"
+        None, "-o", "--output", help="HTML file.", show_default="report.html in the sweep folder"
     ),
     no_mlflow: bool = typer.Option(
         False, "--no-mlflow", help="Do not log the page to the sweep's MLflow parent run."
@@ -398,7 +414,9 @@ def spaces() -> None:
 
 @app.command()
 def ui(
-    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=TRACKING_HELP),
+    tracking_uri: str | None = typer.Option(
+        None, "--tracking-uri", help=TRACKING_HELP, show_default=TRACKING_DEFAULT
+    ),
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(5000, "--port"),
 ) -> None:

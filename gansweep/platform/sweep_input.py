@@ -4,7 +4,6 @@ cluster is started, no MLflow run and no sweep folder exist until ``prepare`` re
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import socket
 import time
@@ -26,7 +25,6 @@ from gansweep.trainables.metrics import (
     reported_metrics,
 )
 
-log = logging.getLogger(__name__)
 
 MODES = ("min", "max")
 DEFAULT_REPLICATE_TOP = 3  # configs a sweep retrains on fresh seeds at its end
@@ -69,6 +67,8 @@ class PreparedSweep:
     space: SearchSpace  # with the --set values merged into its fixed values
     sweep_dir: Path
     tracking_uri: str
+    # What prepare changed in the options, said once in the sweep's header.
+    notes: list[str] = field(default_factory=list)
 
 
 def check_positive(name: str, value: float, allow_zero: bool = False) -> None:
@@ -198,11 +198,12 @@ def prepare(options: SweepOptions) -> PreparedSweep:
     check_ray_address(options.address or os.environ.get("RAY_ADDRESS"))
 
     options = dataclasses.replace(options, mode=mode)
+    notes = []
     if options.sampler == "grid" and options.num_samples > space.grid_size():
         # Past the last combination the brute-force sampler would repeat them.
-        log.warning(
-            "space %r has %d combinations: running %d trials, not %d",
-            space.name, space.grid_size(), space.grid_size(), options.num_samples,
-        )  # fmt: skip
+        notes.append(
+            f"space {space.name!r} has {space.grid_size()} combinations: running "
+            f"{space.grid_size()} trials, not {options.num_samples}"
+        )
         options = dataclasses.replace(options, num_samples=space.grid_size())
-    return PreparedSweep(options, name, space, sweep_dir, uri)
+    return PreparedSweep(options, name, space, sweep_dir, uri, notes)

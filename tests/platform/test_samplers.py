@@ -11,6 +11,7 @@ import mlflow
 import optuna
 import pytest
 
+from gansweep.platform.cli import sweep_header
 from gansweep.platform.sweep_input import SweepOptions, prepare
 from gansweep.platform.tune_glue import SAMPLERS, startup_trials
 from gansweep.search_spaces import load_space
@@ -67,9 +68,9 @@ def test_a_grid_sweep_asked_for_more_trials_than_combinations_runs_each_once(tmp
         env={**os.environ, "RAY_ADDRESS": ""},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    # The header and the warning agree on how many trials run.
-    assert "running 4 trials, not 10" in proc.stderr
+    # The header and its note agree on how many trials run.
     assert "sweep 'g': space 'grid', 4 trials" in proc.stdout
+    assert "note: space 'grid' has 4 combinations: running 4 trials, not 10" in proc.stdout
     manifest = json.loads((tmp_path / "sweeps" / "g" / "gansweep.json").read_text())
     runs = mlflow.MlflowClient(manifest["tracking_uri"]).search_runs(
         [manifest["experiment_id"]], filter_string="tags.`gansweep.role` = 'trial'"
@@ -85,6 +86,11 @@ def test_prepare_fits_a_grid_sweep_to_its_combinations(tmp_path, monkeypatch):
     path.write_text("params:\n  loss: {choice: [ns, hinge]}\n")
     prepared = prepare(SweepOptions(space=str(path), sampler="grid", num_samples=10))
     assert prepared.options.num_samples == 2
+    header = sweep_header(prepared)
+    assert "space 'grid', 2 trials" in header
+    assert header.endswith("note: space 'grid' has 2 combinations: running 2 trials, not 10")
+    exact = SweepOptions(space=str(path), sampler="grid", num_samples=2)
+    assert "note" not in sweep_header(prepare(exact))
 
 
 def _proposals(sampler: optuna.samplers.BaseSampler, n: int) -> list[tuple[float, float]]:
