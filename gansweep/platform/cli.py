@@ -82,9 +82,10 @@ def train(
         show_default="runs/<dataset>-<combination>-<time>",
     ),
 ) -> None:
-    """Train one GAN and write metrics.json, samples.png and checkpoint.pt."""
+    """Train one GAN and write metrics.json, samples.png, checkpoint.pt and generator.pt."""
     import torch  # deferred (see the module docstring), like the engine below
 
+    from gansweep.records.run_format import GENERATOR_FILE
     from gansweep.trainables.config import ConfigError, read_config
     from gansweep.trainables.data import DataUnavailableError
     from gansweep.trainables.engine import GANTrainer
@@ -104,10 +105,14 @@ def train(
     (out / "history.jsonl").unlink(missing_ok=True)
     typer.echo(f"training {cfg.combination} on {cfg.dataset} ({trainer.device}) -> {out}")
 
-    def checkpoint() -> None:  # at every evaluation: a crash loses one interval at most
+    def save(state: dict, name: str) -> None:
         buffer = io.BytesIO()
-        torch.save(trainer.state_dict(), buffer)
-        atomic_write_bytes(out / "checkpoint.pt", buffer.getvalue())
+        torch.save(state, buffer)
+        atomic_write_bytes(out / name, buffer.getvalue())
+
+    def checkpoint() -> None:  # at every evaluation: a crash loses one interval at most
+        save(trainer.state_dict(), "checkpoint.pt")
+        save(trainer.generator_state_dict(), GENERATOR_FILE)  # what load_generator reads
 
     history: list[dict[str, float]] = []
     started = time.perf_counter()
@@ -136,7 +141,9 @@ def train(
         typer.echo(f"  {key:<26} {value:.6g}")
     if trainer.diverged:
         typer.secho(f"diverged at step {trainer.step}", fg=typer.colors.YELLOW)
-    typer.echo(f"wrote {out / 'metrics.json'}, {out / 'samples.png'}, {out / 'checkpoint.pt'}")
+    written = ", ".join(str(out / n) for n in ("metrics.json", "samples.png", "checkpoint.pt"))
+    typer.echo(f"wrote {written}, {out / GENERATOR_FILE}")
+    typer.echo(f"sample from it: load_generator({str(out / GENERATOR_FILE)!r}), see the README")
 
 
 # ---------------------------------------------------------------------- sweeps

@@ -259,6 +259,8 @@ class GANTrainer:
             "step": self.step,
             "diverged": self.diverged,
             "config": self.config.model_dump(),
+            "data_shape": list(self.data.shape),  # so load_generator can rebuild G from it
+            "num_classes": self.num_classes,
             "generator": self.G.state_dict(),
             "discriminator": self.D.state_dict(),
             "generator_ema": None if self.G_ema is None else self.G_ema.state_dict(),
@@ -305,11 +307,24 @@ class GANTrainer:
 
 
 def load_generator(path: str | Path, device: str = "cpu") -> torch.nn.Module:
-    """A generator saved by ``generator_state_dict`` (e.g. an exported ``generator.pt``),
-    in eval mode. Call it as G(z [B, z_dim], labels [B] | None)."""
+    """The generator in ``generator.pt`` (``generator_state_dict``: what `gansweep train`
+    and every trial write) or in a whole checkpoint (``checkpoint.pt`` of `gansweep
+    train`, a trial's ``trial.pt``), in eval mode, EMA weights where the run kept them.
+
+    Call it as G(z [B, G.z_dim], labels [B] | None); G.config is the run's TrialConfig.
+    """
     state = torch.load(path, map_location=device, weights_only=True)
+    state = state.get("trainer", state)  # a trial checkpoint wraps the trainer's state
     cfg = TrialConfig.from_dict(state["config"])
-    spec = model_spec(cfg, tuple(state["data_shape"]), state["num_classes"])
+    if "data_shape" in state:
+        data_shape, num_classes = tuple(state["data_shape"]), int(state["num_classes"])
+    else:  # a checkpoint written before it recorded them: ask the data set
+        data = load_dataset(cfg.dataset, cfg.data_path, cfg.image_size)
+        data_shape, num_classes = data.shape, data.num_classes if cfg.conditional else 0
+    spec = model_spec(cfg, data_shape, num_classes)
     generator = ARCHITECTURES[cfg.architecture].generator(spec)
-    generator.load_state_dict(state["generator"])
+    weights = state.get("generator_ema") or state["generator"]  # a checkpoint's EMA, if any
+    generator.load_state_dict(weights)
+    generator.z_dim = cfg.z_dim
+    generator.config = cfg
     return generator.to(device).eval()
