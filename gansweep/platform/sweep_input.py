@@ -25,7 +25,6 @@ from gansweep.trainables.metrics import (
     reported_metrics,
 )
 
-
 MODES = ("min", "max")
 DEFAULT_REPLICATE_TOP = 3  # configs a sweep retrains on fresh seeds at its end
 DEFAULT_SEEDS = 3  # fresh seeds per replicated config

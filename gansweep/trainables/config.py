@@ -209,15 +209,32 @@ class TrialConfig(BaseModel):
 
     @property
     def combination(self) -> str:
-        """The study's axes in one short name, e.g. ``wgan-gp-adam``."""
+        """The study's axes in one short name, e.g. ``wgan-gp-adam`` or
+        ``hinge-r1-sn-adam-ac-aug_translation+cutout``.
+
+        Every component a space can search is in it (loss, penalty, weight clipping, D
+        and G normalization, optimizer, D steps per G step, AC-GAN conditioning, the
+        augmentations), each only where it is not the default, so two configs that differ
+        in a component never share a name. Numbers that are tuned rather than chosen
+        (learning rates, weights, decays) are not: they are the trial's params.
+        """
+        norms = {"batch": "bn", "layer": "ln", "spectral": "sn"}
         parts = [self.loss]
         if self.penalty != "none":
             parts.append(self.penalty)
         if self.weight_clip > 0:
             parts.append("clip")
         if self.d_norm != "none":
-            parts.append({"batch": "bn", "layer": "ln", "spectral": "sn"}[self.d_norm])
+            parts.append(norms[self.d_norm])
+        if self.g_norm != "none":
+            parts.append(f"g{norms[self.g_norm]}")
         parts.append(self.optimizer)
+        if self.n_critic > 1:
+            parts.append(f"nc{self.n_critic}")
+        if self.conditional:
+            parts.append("ac")
+        if self.augmentations:
+            parts.append("aug_" + "+".join(self.augmentations))
         return "-".join(parts)
 
     @classmethod

@@ -2,6 +2,7 @@
 
 import pytest
 
+from gansweep.search_spaces import BUILTIN_SPACES, load_space
 from gansweep.trainables.augment import AUGMENTATIONS
 from gansweep.trainables.config import ConfigError, TrialConfig, parse_overrides, read_config
 from gansweep.trainables.data import DATASETS
@@ -89,6 +90,36 @@ def test_combination_names_the_study_axes():
     assert TrialConfig(loss="wgan", penalty="gp").combination == "wgan-gp-adam"
     assert TrialConfig(d_norm="spectral", optimizer="sgd").combination == "ns-sn-sgd"
     assert TrialConfig(loss="wgan", weight_clip=0.01).combination == "wgan-clip-adam"
+    images = dict(dataset="digits", architecture="dcgan")
+    assert (
+        TrialConfig(**images, loss="hinge", penalty="r1", conditional=True, n_critic=2,
+                    augment="translation,cutout", g_norm="batch").combination
+        == "hinge-r1-gbn-adam-nc2-ac-aug_translation+cutout"
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("space_name", sorted(BUILTIN_SPACES))
+def test_no_two_combinations_of_a_space_share_a_name(space_name):
+    """Every component a built-in space searches (a choice of names, flags or counts; not
+    a grid of float hyperparameters) shows in the combination name: configs that differ
+    in one such axis never share a name (the digits space searches conditional and
+    augment, which the name once left out)."""
+    space = load_space(space_name)
+    axes = [
+        p for p in space.params
+        if p.discrete and not any(isinstance(v, float) for v in p.values())
+    ]  # fmt: skip
+    assert axes, f"space {space_name!r} searches no component"
+    for param in axes:
+        names: dict[str, object] = {}
+        for value in param.values():
+            try:
+                cfg = TrialConfig.from_dict({**space.fixed, param.name: value})
+            except ConfigError:  # a value valid only with other searched values
+                continue
+            assert cfg.combination not in names, (param.name, value, names)
+            names[cfg.combination] = value
+        assert len(names) >= 2, param.name
 
 
 def test_overrides_parse_as_yaml_scalars():
