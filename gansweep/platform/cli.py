@@ -89,12 +89,13 @@ def train(
     from gansweep.trainables.config import ConfigError, read_config
     from gansweep.trainables.data import DataUnavailableError
     from gansweep.trainables.engine import GANTrainer
+    from gansweep.trainables.image_metrics import InceptionWeightsError
     from gansweep.trainables.samples import save_samples
 
     try:
         cfg = read_config(config, overrides)
-        trainer = GANTrainer(cfg)
-    except (ConfigError, DataUnavailableError) as err:
+        trainer = GANTrainer(cfg)  # loads and checks the data and the weights: all before a step
+    except (ConfigError, DataUnavailableError, InceptionWeightsError) as err:
         raise fail(str(err)) from None
     except RuntimeError as err:  # e.g. device cuda requested where none is visible
         raise fail(str(err)) from None

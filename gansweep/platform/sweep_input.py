@@ -16,7 +16,8 @@ from gansweep.records.manifest import check_sweep_name
 from gansweep.records.store import TrackingError, check_tracking_store, resolve_tracking_uri
 from gansweep.search_spaces import SearchSpace, SearchSpaceError, load_space
 from gansweep.trainables.config import ConfigError, TrialConfig, parse_overrides
-from gansweep.trainables.data import DATASETS
+from gansweep.trainables.data import DATASETS, DataUnavailableError, load_dataset
+from gansweep.trainables.image_metrics import InceptionWeightsError, check_inception_weights
 from gansweep.trainables.metrics import (
     METRICS,
     NOT_TARGETS,
@@ -127,6 +128,29 @@ def resolve_mode(space: SearchSpace, metric: str, mode: str | None) -> str:
     return mode
 
 
+def check_data(space: SearchSpace) -> None:
+    """Open every data set the space can train on, as its trials will (every image file
+    decoded, labels where conditional=true may be sampled), and check the Inception
+    weights: a problem stops the sweep here, not in every trial after its first steps.
+    Loaded sets stay in this process's cache; trials load their own copy."""
+    need_labels = None
+    if True in space.possible_values("conditional"):
+        need_labels = f"conditional=true (which space {space.name!r} can sample)"
+    image_size = space.possible_values("image_size")[0]  # any size opens every file
+    for dataset in space.possible_values("dataset"):
+        for data_path in space.possible_values("data_path"):
+            try:
+                load_dataset(dataset, data_path, image_size, need_labels)
+            except DataUnavailableError as err:
+                raise SweepInputError(str(err)) from None
+    for weights in space.possible_values("inception_weights"):
+        if weights is not None:
+            try:
+                check_inception_weights(weights)
+            except InceptionWeightsError as err:
+                raise SweepInputError(str(err)) from None
+
+
 def prepare(options: SweepOptions) -> PreparedSweep:
     """Validate everything; create nothing."""
     try:
@@ -149,6 +173,7 @@ def prepare(options: SweepOptions) -> PreparedSweep:
     except ConfigError as err:
         raise SweepInputError(f"fixed values with --set do not validate: {err}") from None
     space = dataclasses.replace(space, fixed={**space.fixed, **overrides})
+    check_data(space)
 
     if options.sampler not in SAMPLERS:
         raise SweepInputError(f"unknown sampler {options.sampler!r}; valid: {', '.join(SAMPLERS)}")

@@ -179,6 +179,11 @@ class TrialConfig(BaseModel):
                 f"augment {self.augment!r} works on images; dataset {self.dataset!r} "
                 f"gives {spec.kind} data (use augment=none)"
             )
+        if self.inception_weights is not None and spec.kind != "image":
+            raise ValueError(
+                f"inception_weights is for image data (Inception FID/KID); dataset "
+                f"{self.dataset!r} gives {spec.kind} data (leave inception_weights unset)"
+            )
         if self.image_size is not None and spec.kind != "image":
             raise ValueError(f"image_size is for image data; dataset {self.dataset!r} is not")
         if self.image_size is not None and arch.image_sizes is not None:

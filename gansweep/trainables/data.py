@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,7 @@ class MixtureData:
     sigma: float
     kind: str = "vector"
     num_classes: int = 0
+    labelled: bool = False
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -78,6 +80,11 @@ class ImageData:
     @property
     def shape(self) -> tuple[int, ...]:
         return tuple(self.train_x.shape[1:])
+
+    @property
+    def labelled(self) -> bool:
+        """Whether the images have classes (two or more) to condition on or classify."""
+        return self.num_classes >= 2 and self.train_y is not None and self.test_y is not None
 
     def to(self, device: torch.device) -> ImageData:
         self.train_x = self.train_x.to(device)
@@ -146,15 +153,40 @@ def digits(image_size: int | None = None, **_: object) -> ImageData:
     return ImageData("digits", x[tr], y[tr], x[te], y[te], num_classes=10)
 
 
+def _paths_under(root: Path) -> set[Path]:
+    return set(root.rglob("*")) if root.is_dir() else set()
+
+
+def _remove_new(root: Path, before: set[Path], first_missing: Path | None) -> None:
+    """Undo what a failed download created: the highest folder of root's path that it
+    made, or else the files and folders under root that were not there before."""
+    if first_missing is not None:
+        shutil.rmtree(first_missing, ignore_errors=True)
+        return
+    for path in sorted(_paths_under(root) - before, key=lambda p: len(p.parts), reverse=True):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
 def _torchvision_split(cls: Callable, name: str, root: Path, train: bool):
-    """One split of a torchvision data set; downloads where the network allows it."""
+    """One split of a torchvision data set; downloads where the network allows it.
+
+    A download that fails (offline) leaves nothing behind: torchvision creates its
+    folders before it reaches the network, so they are removed again.
+    """
     try:
         return cls(str(root), train=train, download=False)
     except RuntimeError:
         pass  # not on disk yet: try to download it below
+    root = root.expanduser().absolute()
+    first_missing = next((p for p in (*reversed(root.parents), root) if not p.exists()), None)
+    before = _paths_under(root)
     try:
         return cls(str(root), train=train, download=True)
     except Exception as err:  # URLError, HTTPError, OSError, ...: all mean "not here"
+        _remove_new(root, before, first_missing)
         raise DataUnavailableError(
             f"data set {name!r} is not in {root} and could not be downloaded ({err}). "
             f"On a machine without internet access, download it elsewhere (torchvision "
@@ -184,40 +216,98 @@ def _torchvision_images(cls_name: str, name: str, default_size: int):
     return load
 
 
+def _extensions() -> tuple[str, ...]:
+    """The file extensions read as images (torchvision's list)."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS  # deferred: torchvision is slow
+
+    return tuple(IMG_EXTENSIONS)
+
+
+def _image_files(folder: Path) -> list[Path]:
+    """Every image file under folder (any depth), sorted; hidden files and folders skipped."""
+    extensions = _extensions()
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in extensions
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+
+
+def _folder_classes(root: Path) -> tuple[list[Path], list[int], list[str]]:
+    """(image files, their labels, class names) of a user's folder.
+
+    Two or more sub-folders holding images and no images at the top: each sub-folder is
+    a class (torchvision's ImageFolder layout). Anything else (one folder of images, one
+    sub-folder, images at the top) is unlabelled: every image, no labels, no classes.
+    """
+    extensions = _extensions()
+    top = [p for p in root.iterdir() if p.is_file() and p.suffix.lower() in extensions]
+    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    per_class = [(d.name, files) for d in subdirs if (files := _image_files(d))]
+    if top or len(per_class) < 2:
+        return _image_files(root), [], []
+    files = [f for _, fs in per_class for f in fs]
+    labels = [i for i, (_, fs) in enumerate(per_class) for _ in fs]
+    return files, labels, [c for c, _ in per_class]
+
+
+def _read_image(path: Path, size: int) -> Tensor:
+    """One image file -> uint8 [3, size, size] (RGB, shorter side resized, centre crop).
+
+    Raises DataUnavailableError naming the file when it is not a readable image.
+    """
+    from PIL import Image, UnidentifiedImageError  # deferred: only image folders need them
+    from torchvision.transforms import v2
+
+    try:
+        with Image.open(path) as img:
+            rgb = img.convert("RGB")  # decodes the whole file: a truncated one fails here
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise DataUnavailableError(
+            f"{str(path)!r} is not a readable image ({type(err).__name__}: {err}); remove "
+            f"or replace it (every file with an image extension under data_path is used)"
+        ) from None
+    tf = v2.Compose([v2.PILToTensor(), v2.Resize(size), v2.CenterCrop(size)])
+    return tf(rgb)
+
+
 def image_folder(
     data_path: str | None = None, image_size: int | None = None, **_: object
 ) -> ImageData:
-    """A user's images, one sub-folder per class (torchvision ImageFolder), RGB, 64x64.
+    """A user's images, RGB, 64x64 unless image_size says otherwise.
 
-    Loaded into memory; a fixed 90/10 split (seed 0) serves the metrics' classifier.
+    A folder of class sub-folders (torchvision's ImageFolder layout) is labelled; a folder
+    of images (or of a single sub-folder) is unlabelled, and the image metrics then use a
+    self-supervised feature net (feature_net.py). Every image file is decoded here, so a
+    broken one stops the run before training, by name. Loaded into memory; a fixed
+    90/10 split (seed 0) holds out images that measure the feature net.
     """
-    # Deferred: only image folders need them, and torchvision is slow to import.
-    from torchvision import transforms
-    from torchvision.datasets import ImageFolder
-
     if not data_path:
         raise DataUnavailableError(
-            "data set 'image_folder' needs data_path: a folder with one sub-folder per class"
+            "data set 'image_folder' needs data_path: a folder of images (one sub-folder "
+            "per class if they are labelled)"
         )
-    if not Path(data_path).is_dir():
+    root = Path(data_path)
+    if not root.is_dir():
         raise DataUnavailableError(f"data_path {data_path!r} is not a folder")
+    files, labels, classes = _folder_classes(root)
+    if not files:
+        raise DataUnavailableError(
+            f"no image files in {data_path!r} (extensions: {', '.join(_extensions())})"
+        )
     size = image_size or 64
-    tf = transforms.Compose(
-        [transforms.Resize(size), transforms.CenterCrop(size), transforms.PILToTensor()]
-    )
-    try:
-        folder = ImageFolder(data_path, transform=tf)
-    except (FileNotFoundError, RuntimeError) as err:
-        raise DataUnavailableError(f"cannot read images from {data_path!r}: {err}") from err
-    x = _to_unit_range(torch.stack([img.expand(3, -1, -1) for img, _ in folder]), 255.0)
-    y = torch.tensor(folder.targets).long()
+    x = _to_unit_range(torch.stack([_read_image(f, size) for f in files]), 255.0)
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
     n_train = max(1, int(0.9 * len(x)))
     tr, te = order[:n_train], order[n_train:]
     if len(te) == 0:  # a one-image folder: measure on the training image
         te = tr
-    num_classes = len(folder.classes)
-    return ImageData("image_folder", x[tr], y[tr], x[te], y[te], num_classes=num_classes)
+    if not classes:
+        return ImageData("image_folder", x[tr], None, x[te], None, num_classes=0)
+    y = torch.tensor(labels).long()
+    return ImageData("image_folder", x[tr], y[tr], x[te], y[te], num_classes=len(classes))
 
 
 # --------------------------------------------------------------------------- registry
@@ -228,7 +318,7 @@ class DataSpec:
     """What is known about a data set before loading it (the config validates against it)."""
 
     kind: str  # "vector" or "image"
-    labelled: bool
+    labelled: bool  # whether it can have labels (an image_folder has them with class folders)
     load: Callable[..., Dataset]
 
 
@@ -250,12 +340,26 @@ def _load_cached(name: str, data_path: str | None, image_size: int | None) -> Da
     return DATASETS[name].load(data_path=data_path, image_size=image_size)
 
 
-def load_dataset(name: str, data_path: str | None = None, image_size: int | None = None) -> Dataset:
+def load_dataset(
+    name: str,
+    data_path: str | None = None,
+    image_size: int | None = None,
+    need_labels: str | None = None,
+) -> Dataset:
     """The named data set on the CPU (cached per process: trials reuse one copy).
 
-    Callers that move it to a device get their own shallow copy, so the cache stays on CPU.
+    need_labels: what needs labels (e.g. "conditional=true"), or None; raises
+    DataUnavailableError if the loaded data set has none. Callers that move it to a
+    device get their own shallow copy, so the cache stays on CPU.
     """
     if name not in DATASETS:
         raise KeyError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
     cached = _load_cached(name, data_path, image_size)
+    if need_labels and not cached.labelled:
+        raise DataUnavailableError(
+            f"{need_labels} needs labelled images, but dataset {name!r}"
+            f"{f' at {data_path!r}' if data_path else ''} has no classes (a folder of "
+            f"images is labelled only with two or more class sub-folders); set "
+            f"conditional=false, or give each class its own sub-folder"
+        )
     return type(cached)(**{f: getattr(cached, f) for f in cached.__dataclass_fields__})

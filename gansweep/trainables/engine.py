@@ -28,6 +28,7 @@ from torch import Tensor
 from gansweep.trainables.augment import augment
 from gansweep.trainables.config import TrialConfig
 from gansweep.trainables.data import load_dataset
+from gansweep.trainables.image_metrics import check_inception_weights
 from gansweep.trainables.losses import LOSSES
 from gansweep.trainables.metrics import evaluate_samples, worst_metrics
 from gansweep.trainables.models import ARCHITECTURES, ModelSpec
@@ -72,7 +73,11 @@ class GANTrainer:
         cfg = config if isinstance(config, TrialConfig) else TrialConfig.from_dict(config)
         self.config = cfg
         self.device = resolve_device(cfg.device)
-        self.data = load_dataset(cfg.dataset, cfg.data_path, cfg.image_size).to(self.device)
+        if cfg.inception_weights:  # before training, not at the first evaluation
+            check_inception_weights(cfg.inception_weights)
+        need_labels = "conditional=true" if cfg.conditional else None
+        data = load_dataset(cfg.dataset, cfg.data_path, cfg.image_size, need_labels)
+        self.data = data.to(self.device)
         self.num_classes = self.data.num_classes if cfg.conditional else 0
 
         init_seed, train_seed, self._eval_seed = _seeds(cfg.seed)
@@ -325,6 +330,6 @@ def load_generator(path: str | Path, device: str = "cpu") -> torch.nn.Module:
     generator = ARCHITECTURES[cfg.architecture].generator(spec)
     weights = state.get("generator_ema") or state["generator"]  # a checkpoint's EMA, if any
     generator.load_state_dict(weights)
-    generator.z_dim = cfg.z_dim
-    generator.config = cfg
+    # Plain attributes for the user (mypy types nn.Module attributes as Tensor | Module).
+    vars(generator).update(z_dim=cfg.z_dim, config=cfg)
     return generator.to(device).eval()

@@ -19,6 +19,7 @@ a small classifier trained on the data set itself (``feature_net.py``):
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import torch
@@ -150,6 +151,46 @@ def _missing_weights_message(path: str) -> str:
         f"from a machine where torch-fidelity already fetched it), put it where every trial "
         f"can read it, and pass that path as the Inception weights option."
     )
+
+
+class InceptionWeightsError(ValueError):
+    """An inception_weights file that is missing or is not torch-fidelity's InceptionV3."""
+
+
+@functools.lru_cache(maxsize=4)
+def _checked_weights(path: str, mtime_ns: int) -> None:
+    try:  # an optional dependency: imported where it is used
+        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+    except ImportError:
+        raise InceptionWeightsError(
+            "inception_weights needs torch-fidelity, an optional dependency: "
+            "pip install 'gansweep[fidelity]'"
+        ) from None
+    try:  # weights_only first: torch-fidelity itself unpickles the file without that guard
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise InceptionWeightsError(
+            f"inception_weights {path!r} is not a PyTorch weights file "
+            f"({type(err).__name__}: {err})"
+        ) from None
+    try:
+        if not isinstance(state, dict):
+            raise TypeError(f"it holds a {type(state).__name__}, not a state dict")
+        FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], path)  # loads it strictly
+    except Exception as err:
+        raise InceptionWeightsError(
+            f"inception_weights {path!r} are not the InceptionV3 weights torch-fidelity "
+            f"uses (weights-inception-2015-12-05-6726825d.pth): {err}"
+        ) from None
+
+
+def check_inception_weights(path: str) -> None:
+    """Raise InceptionWeightsError unless ``path`` is a file that torch-fidelity's
+    InceptionV3 loads: checked before a run trains, not at its first evaluation (once
+    per file and version of it in a process)."""
+    if not Path(path).is_file():
+        raise InceptionWeightsError(_missing_weights_message(path))
+    _checked_weights(str(path), Path(path).stat().st_mtime_ns)
 
 
 class _ImageTensorDataset(Dataset):

@@ -61,8 +61,50 @@ def test_torchvision_sets_fail_clearly_when_offline(name, tmp_path):
     except DataUnavailableError as err:
         message = str(err)
         assert f"data set {name!r} is not in" in message and "data_path" in message
+        assert list(tmp_path.iterdir()) == []  # the failed download left no folders
     else:  # pragma: no cover - only where the internet is reachable
         assert data.num_classes == 10
+
+
+def test_a_failed_download_into_an_existing_folder_removes_only_what_it_made(tmp_path):
+    (tmp_path / "mine.txt").write_text("the user's")
+    (tmp_path / "MNIST").mkdir()
+    try:
+        load_dataset("mnist", data_path=str(tmp_path))
+    except DataUnavailableError:
+        assert sorted(p.name for p in tmp_path.rglob("*")) == ["MNIST", "mine.txt"]
+
+
+def _png_folder(root, layout: dict[str, int]) -> str:
+    """layout: sub-folder ("" for the top) -> how many small PNGs to write there."""
+    from PIL import Image
+
+    for sub, count in layout.items():
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            Image.new("RGB", (12, 12), color=(20 * i, 90, 200)).save(root / sub / f"{i}.png")
+    return str(root)
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [{"": 6}, {"circles": 6}, {"": 3, "cats": 3}, {"all/part1": 3, "all/part2": 3}],
+    ids=["flat", "one sub-folder", "images at the top", "one folder of folders"],
+)
+def test_a_folder_without_class_folders_is_unlabelled(tmp_path, layout):
+    data = load_dataset("image_folder", data_path=_png_folder(tmp_path, layout), image_size=8)
+    assert isinstance(data, ImageData)
+    assert not data.labelled and data.num_classes == 0 and data.train_y is None
+    assert len(data.train_x) + len(data.test_x) == 6 and data.shape == (3, 8, 8)
+    with pytest.raises(DataUnavailableError, match="conditional=true needs labelled images"):
+        load_dataset("image_folder", str(tmp_path), 8, need_labels="conditional=true")
+
+
+def test_an_unreadable_image_is_named_when_the_folder_opens(tmp_path):
+    folder = _png_folder(tmp_path, {"cats": 2, "dogs": 2})
+    (tmp_path / "dogs" / "fake.jpg").write_bytes(b"\xff\xd8 truncated")
+    with pytest.raises(DataUnavailableError, match="fake.jpg' is not a readable image"):
+        load_dataset("image_folder", data_path=folder, image_size=8)
 
 
 def test_image_folder_needs_a_path(tmp_path):
@@ -80,7 +122,7 @@ def test_image_folder_reads_a_users_images(tmp_path):
         for i in range(5):
             Image.new("RGB", (20, 16), color=(40 * i, 100, 200)).save(tmp_path / label / f"{i}.png")
     data = load_dataset("image_folder", data_path=str(tmp_path), image_size=16)
-    assert data.shape == (3, 16, 16) and data.num_classes == 2
+    assert data.shape == (3, 16, 16) and data.num_classes == 2 and data.labelled
     assert len(data.train_x) + len(data.test_x) == 10
 
 

@@ -335,3 +335,32 @@ def test_torch_fidelity_gets_the_local_weights_and_uint8_rgb_images(digits, tmp_
         assert len(seen[name]) == 100
         assert seen[name][0].dtype == torch.uint8
         assert seen[name][0].shape == (3, 8, 8)
+
+
+def test_inception_weights_are_checked_before_training(tmp_path, monkeypatch):
+    """check_inception_weights (what the engine and the sweep run before a step) passes a
+    file that torch-fidelity's InceptionV3 loads and refuses the rest, by name."""
+    pytest.importorskip("torch_fidelity")
+    from torch_fidelity import feature_extractor_inceptionv3 as tfi
+
+    # A file of the right layout (random values): InceptionV3 built without its download.
+    with monkeypatch.context() as patch:
+        patch.setattr(tfi, "load_state_dict_from_url", lambda *a, **k: {})
+        patch.setattr(tfi.FeatureExtractorInceptionV3, "load_state_dict", lambda self, s: None)
+        model = tfi.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    good = tmp_path / "inception.pth"
+    torch.save(model.state_dict(), good)
+    im.check_inception_weights(str(good))  # no error
+
+    text, foreign, pickled = tmp_path / "t.pth", tmp_path / "f.pth", tmp_path / "p.pth"
+    text.write_text("not weights")
+    torch.save({"fc.weight": torch.zeros(2, 2)}, foreign)
+    torch.save({"fc.weight": time.perf_counter}, pickled)  # code, not tensors
+    for path, message in [
+        (tmp_path / "missing.pth", "Inception weights file not found"),
+        (text, "is not a PyTorch weights file"),
+        (foreign, "are not the InceptionV3 weights torch-fidelity uses"),
+        (pickled, "is not a PyTorch weights file"),  # weights_only refuses it
+    ]:
+        with pytest.raises(im.InceptionWeightsError, match=message):
+            im.check_inception_weights(str(path))
