@@ -52,6 +52,10 @@ def _write_data_files(folder: Path) -> None:
     (folder / "no_images" / "notes.txt").write_text("no pictures here")
     (folder / "text.pth").write_text("not weights")
     torch.save({"fc.weight": torch.zeros(2, 2)}, folder / "foreign.pth")
+    (folder / "one_class.yaml").write_text(
+        "fixed: {dataset: image_folder, data_path: one_class, architecture: dcgan, "
+        "image_size: 16}\nparams:\n  loss: {choice: [ns, hinge]}\n"
+    )
 
 
 CASES = [
@@ -132,10 +136,14 @@ CASES = [
             "--set",
             "data_path=broken",
         ],
-        "'broken/a/bad.png' is not a readable image",
+        "broken/a/bad.png' is not a readable image",
     ),  # fmt: skip
     (["sweep", "--space", "digits", "--set", "inception_weights=/nope.pth"], "not found"),
     (["sweep", "--set", "inception_weights=/nope.pth"], "inception_weights is for image data"),
+    (
+        ["sweep", "--space", "one_class.yaml", "--metric", "classifier_score"],
+        "'classifier_score' is not reported by every trial of space 'one_class'",
+    ),
     # --- sweep options
     (["sweep", "--space", "nope"], "unknown search space 'nope'"),
     (["sweep", "--sampler", "anneal"], "unknown sampler 'anneal'; valid: tpe, random, gp"),

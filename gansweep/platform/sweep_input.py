@@ -92,19 +92,20 @@ def check_ray_address(address: str | None, timeout: float = 5.0) -> None:
         raise SweepInputError(f"Ray cluster at {address} does not answer: {err}") from None
 
 
-def space_metrics(space: SearchSpace) -> dict[str, MetricSpec]:
+def space_metrics(space: SearchSpace, labelled: bool = True) -> dict[str, MetricSpec]:
     """The metrics that every trial of the space reports (Tune checks each result for
-    the sweep's metric, so one trial without it would fail the sweep)."""
+    the sweep's metric, so one trial without it would fail the sweep); labelled: whether
+    every data set of the space has labels (check_data says)."""
     kinds = {DATASETS[name].kind for name in space.possible_values("dataset")}
     conditional = all(space.possible_values("conditional"))
     inception = all(v is not None for v in space.possible_values("inception_weights"))
-    metrics = [reported_metrics(kind, conditional, inception) for kind in kinds]
+    metrics = [reported_metrics(kind, conditional, inception, labelled) for kind in kinds]
     return {name: spec for name, spec in metrics[0].items() if all(name in m for m in metrics)}
 
 
-def resolve_mode(space: SearchSpace, metric: str, mode: str | None) -> str:
+def resolve_mode(space: SearchSpace, metric: str, mode: str | None, labelled: bool = True) -> str:
     """The optimization direction of `metric`, checked against what the trials report."""
-    valid = space_metrics(space)
+    valid = space_metrics(space, labelled)
     listed = ", ".join(f"{n} ({s.mode})" for n, s in valid.items())
     if metric not in valid:
         if metric in NOT_TARGETS:
@@ -128,11 +129,14 @@ def resolve_mode(space: SearchSpace, metric: str, mode: str | None) -> str:
     return mode
 
 
-def check_data(space: SearchSpace) -> None:
+def check_data(space: SearchSpace) -> bool:
     """Open every data set the space can train on, as its trials will (every image file
     decoded, labels where conditional=true may be sampled), and check the Inception
     weights: a problem stops the sweep here, not in every trial after its first steps.
-    Loaded sets stay in this process's cache; trials load their own copy."""
+    Loaded sets stay in this process's cache; trials load their own copy.
+
+    Returns whether every image data set of the space has labels (classes)."""
+    labelled = True
     need_labels = None
     if True in space.possible_values("conditional"):
         need_labels = f"conditional=true (which space {space.name!r} can sample)"
@@ -140,15 +144,17 @@ def check_data(space: SearchSpace) -> None:
     for dataset in space.possible_values("dataset"):
         for data_path in space.possible_values("data_path"):
             try:
-                load_dataset(dataset, data_path, image_size, need_labels)
+                data = load_dataset(dataset, data_path, image_size, need_labels)
             except DataUnavailableError as err:
                 raise SweepInputError(str(err)) from None
+            labelled = labelled and (data.kind != "image" or data.labelled)
     for weights in space.possible_values("inception_weights"):
         if weights is not None:
             try:
                 check_inception_weights(weights)
             except InceptionWeightsError as err:
                 raise SweepInputError(str(err)) from None
+    return labelled
 
 
 def prepare(options: SweepOptions) -> PreparedSweep:
@@ -172,8 +178,12 @@ def prepare(options: SweepOptions) -> PreparedSweep:
         TrialConfig.from_dict({**space.fixed, **overrides})
     except ConfigError as err:
         raise SweepInputError(f"fixed values with --set do not validate: {err}") from None
-    space = dataclasses.replace(space, fixed={**space.fixed, **overrides})
-    check_data(space)
+    fixed = {**space.fixed, **overrides}
+    for key in ("data_path", "inception_weights"):
+        if fixed.get(key):  # trials run in folders of their own: a relative path breaks
+            fixed[key] = str(Path(fixed[key]).expanduser().absolute())
+    space = dataclasses.replace(space, fixed=fixed)
+    labelled = check_data(space)
 
     if options.sampler not in SAMPLERS:
         raise SweepInputError(f"unknown sampler {options.sampler!r}; valid: {', '.join(SAMPLERS)}")
@@ -187,7 +197,7 @@ def prepare(options: SweepOptions) -> PreparedSweep:
         raise SweepInputError(
             f"unknown scheduler {options.scheduler!r}; valid: {', '.join(SCHEDULERS)}"
         )
-    mode = resolve_mode(space, options.metric, options.mode)
+    mode = resolve_mode(space, options.metric, options.mode, labelled)
     check_positive("num_samples", options.num_samples)
     check_positive("max_concurrent", options.max_concurrent)
     check_positive("cpus_per_trial", options.cpus_per_trial)

@@ -249,8 +249,9 @@ class GANTrainer:
             self.diverged = not bool(torch.isfinite(fake).all())
         if self.diverged:  # every metric at its worst, so any --metric has a value
             worst = worst_metrics(
-                self.data.kind, bool(self.num_classes), bool(cfg.inception_weights)
-            )
+                self.data.kind, bool(self.num_classes), bool(cfg.inception_weights),
+                self.data.labelled,
+            )  # fmt: skip
             return {**result, **worst, "diverged": 1.0}
         metrics = evaluate_samples(self.data, fake, labels, cfg.inception_weights)
         return {**result, **metrics, "diverged": 0.0}

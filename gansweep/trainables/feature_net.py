@@ -4,7 +4,9 @@ Inception features describe ImageNet photographs; for 8x8 digits or 28x28 MNIST 
 a poor yardstick, and their weights are a download a trial must never make. So the image
 metrics measure distances in the penultimate layer of a small classifier trained on the
 data set's own training split (the "FID with a domain classifier" used for MNIST-like
-data since Lucic et al. 2018).
+data since Lucic et al. 2018). A data set without labels (a user's folder of images)
+gets the same net trained on a task that needs none: which of four quarter turns an
+image was given (rotation prediction, Gidaris et al. 2018; ``task``).
 
 The classifier is a function of the data alone, never of a trial: it is trained
 deterministically (fixed seed, fixed schedule, Adam, on the CPU) the first time any trial
@@ -76,7 +78,8 @@ def _width(size: int) -> int:
 class FeatureNet(nn.Module):
     """A small CNN classifier whose penultimate layer is the feature space.
 
-    x [N, C, H, W] in [-1, 1] -> features [N, FEATURE_DIM] -> logits [N, num_classes].
+    x [N, C, H, W] in [-1, 1] -> features [N, FEATURE_DIM] -> logits [N, num_classes]
+    (the data set's classes, or the four quarter turns of the rotation task).
     Stride-2 stages halve the resolution until it is at most 4x4 (8x8: one stage, 32x32:
     three, 64x64: four), so any square size from 8 up works with the same code; the last
     map is flattened, not averaged, because where a stroke is matters for a digit.
@@ -121,38 +124,51 @@ class FeatureNet(nn.Module):
         return torch.cat(feats), torch.cat(logits)
 
 
-def _check_labelled(data: ImageData) -> tuple[Tensor, Tensor]:
-    """Raise ValueError unless the feature net can be trained on ``data``; return its
-    (train_y, test_y), which the check has shown to be present."""
-    train_y, test_y = data.train_y, data.test_y
-    if data.num_classes < 2 or train_y is None or test_y is None:
-        raise ValueError(
-            f"the image metrics need a labelled data set (their feature space is a classifier "
-            f"trained on it), but {data.name!r} has no labels (num_classes={data.num_classes})"
-        )
+ROTATIONS = 4  # the self-supervised task: which of 0, 90, 180, 270 degrees an image was turned
+
+
+def task(data: ImageData) -> str:
+    """What the feature net learns: "classes" where the data has labels, else "rotation"
+    (Gidaris et al. 2018): predict which of four quarter turns an image was given, a task
+    that needs no labels and that a net solves only by learning what upright images of
+    this data look like."""
+    return "classes" if data.labelled else "rotation"
+
+
+def _outputs(data: ImageData) -> int:
+    return data.num_classes if data.labelled else ROTATIONS
+
+
+def _check_shape(data: ImageData) -> None:
+    """Raise ValueError unless the feature net takes ``data``'s images (square, >= 8 px)."""
     c, h, w = data.shape
     if h != w or h < 8:
         raise ValueError(f"the feature net needs square images of at least 8x8, got {h}x{w}")
-    return train_y, test_y
+
+
+def rotated(x: Tensor) -> tuple[Tensor, Tensor]:
+    """x [N, C, S, S] -> (its four quarter turns [4N, C, S, S], which turn each is [4N])."""
+    turns = torch.cat([torch.rot90(x, k, dims=(2, 3)) for k in range(ROTATIONS)])
+    return turns, torch.arange(ROTATIONS).repeat_interleave(len(x))
 
 
 def _fingerprint(data: ImageData) -> str:
     """A short hash of the data's content, so two data sets sharing a name (two users'
     ``image_folder``s, say) never share a cached net. Hashes every label and an evenly
     spaced subset of at most 1,024 training images: cheap even for CIFAR-10."""
-    assert data.train_y is not None, "feature nets (and their cache keys) need labelled data"
     h = hashlib.sha256()
     h.update(repr((data.shape, data.num_classes, len(data.train_x), len(data.test_x))).encode())
     step = max(1, len(data.train_x) // 1024)
     h.update(data.train_x[::step].detach().cpu().float().contiguous().numpy().tobytes())
-    h.update(data.train_y.detach().cpu().long().contiguous().numpy().tobytes())
+    if data.labelled and data.train_y is not None:
+        h.update(data.train_y.detach().cpu().long().contiguous().numpy().tobytes())
     return h.hexdigest()[:12]
 
 
 def cache_key(data: ImageData) -> str:
-    """The file stem of a data set's cached net: version, name, shape and content hash."""
+    """The file stem of a data set's cached net: version, name, task, shape, content hash."""
     shape = "x".join(str(s) for s in data.shape)
-    return f"v{FEATURE_NET_VERSION}-{data.name}-{shape}-{_fingerprint(data)}"
+    return f"v{FEATURE_NET_VERSION}-{data.name}-{task(data)}-{shape}-{_fingerprint(data)}"
 
 
 def _atomic_save(obj: object, path: Path) -> None:
@@ -161,38 +177,48 @@ def _atomic_save(obj: object, path: Path) -> None:
 
 
 @torch.no_grad()
-def _accuracy(net: FeatureNet, x: Tensor, y: Tensor) -> float:
+def _accuracy(net: FeatureNet, data: ImageData) -> float:
+    """The net's accuracy on the test split: its classes, or its images' four turns."""
+    if data.labelled:
+        assert data.test_y is not None  # labelled: both splits have labels
+        x, y = data.test_x, data.test_y
+    else:
+        x, y = rotated(data.test_x.detach().cpu())
     _, logits = net.features_and_logits(x)
     return (logits.argmax(1).cpu() == y.cpu()).float().mean().item()
 
 
 def train_feature_net(data: ImageData) -> FeatureNet:
-    """Train a fresh FeatureNet on ``data``'s training split, on the CPU, deterministically.
+    """Train a fresh FeatureNet on ``data``'s training split, on the CPU, deterministically:
+    a classifier of its classes, or of its images' quarter turns where it has no labels.
 
     Returns it in eval mode with ``test_accuracy`` set (accuracy on the test split).
     The global random state is left untouched.
     """
-    train_y, test_y = _check_labelled(data)
+    _check_shape(data)
     c, h, _ = data.shape
-    x, y = data.train_x.detach().cpu().float(), train_y.detach().cpu().long()
+    x = data.train_x.detach().cpu().float()
+    y = data.train_y.detach().cpu().long() if data.labelled and data.train_y is not None else None
     steps_per_epoch = math.ceil(len(x) / BATCH_SIZE)
     epochs = max(1, min(EPOCHS, math.ceil(MAX_STEPS / steps_per_epoch)))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SEED)
-        net = FeatureNet(c, h, data.num_classes)
+        net = FeatureNet(c, h, _outputs(data))
         opt = torch.optim.Adam(net.parameters(), lr=LR)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * steps_per_epoch)
         gen = torch.Generator().manual_seed(SEED)
         net.train()
         for _ in range(epochs):
             for idx in torch.randperm(len(x), generator=gen).split(BATCH_SIZE):
-                loss = F.cross_entropy(net(x[idx]), y[idx])
+                # Without labels each batch is shown in all four turns, labelled by turn.
+                inputs, targets = (x[idx], y[idx]) if y is not None else rotated(x[idx])
+                loss = F.cross_entropy(net(inputs), targets)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 sched.step()
     net.eval().requires_grad_(False)
-    net.test_accuracy.fill_(_accuracy(net, data.test_x, test_y))
+    net.test_accuracy.fill_(_accuracy(net, data))
     return net
 
 
@@ -253,9 +279,9 @@ _STATS: dict[str, RealStats] = {}
 def get_feature_net(data: ImageData) -> FeatureNet:
     """The data set's feature net (CPU, eval mode): from memory, else disk, else trained.
 
-    Raises ValueError for unlabelled data (num_classes 0) or non-square images.
+    Raises ValueError for non-square images or images under 8x8.
     """
-    _check_labelled(data)
+    _check_shape(data)
     key = cache_key(data)
     if key in _NETS:
         return _NETS[key]
@@ -265,7 +291,7 @@ def get_feature_net(data: ImageData) -> FeatureNet:
     if path.exists():
         try:
             with torch.random.fork_rng(devices=[]):  # init draws numbers; keep them private
-                net = FeatureNet(c, h, data.num_classes)
+                net = FeatureNet(c, h, _outputs(data))
             net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
             net.eval().requires_grad_(False)
         except Exception as err:  # a damaged or foreign file: rebuild it

@@ -8,7 +8,7 @@ covariance (``feature_net.py`` says why):
   formula of FID, Heusel et al. 2017, in a domain classifier's space). Lower is better.
 - ``classifier_score``: exp(E_x KL(p(y|x) || p(y))), the Inception Score formula with the
   data set's own classifier: high when each fake is clearly one class and the classes are
-  balanced. At most the number of classes.
+  balanced. At most the number of classes; only for labelled data.
 - ``precision`` / ``recall`` (Kynkäänniemi et al. 2019): the fraction of fakes on the real
   manifold, and of reals on the fake manifold; each manifold is the union of k-NN balls.
 - ``density`` / ``coverage`` (Naeem et al. 2020): the robust variants; density counts how
@@ -262,12 +262,13 @@ def evaluate_images(
     fake_labels: [N] the classes the fakes were asked to show (conditional G), or None.
     inception_weights: a local Inception weights file, or None to skip Inception metrics.
 
-    Returns fd (vs the whole training split's cached statistics), classifier_score,
-    precision, recall, density, coverage (vs a fixed random subset of min(N, N_train,
-    10,000) training images, the same at every evaluation), classifier_test_accuracy (how
-    good the yardstick is), ac_accuracy (with fake_labels: the share of fakes the
-    classifier assigns to their requested class) and fid_inception, kid_inception (with
-    inception_weights, against the same real subset).
+    Returns fd (vs the whole training split's cached statistics), precision, recall,
+    density, coverage (vs a fixed random subset of min(N, N_train, 10,000) training
+    images, the same at every evaluation), classifier_test_accuracy (how good the
+    yardstick is: class accuracy, or rotation accuracy for unlabelled data),
+    classifier_score (labelled data only), ac_accuracy (with fake_labels: the share of
+    fakes the classifier assigns to their requested class) and fid_inception,
+    kid_inception (with inception_weights, against the same real subset).
 
     The feature net runs on the CPU whatever the fakes' device: the numbers then do not
     depend on where a trial ran, and the net is small enough for that to be cheap.
@@ -297,14 +298,17 @@ def evaluate_images(
     density, coverage = density_coverage(real, feats, k)
     metrics = {
         "fd": frechet_distance(stats.mu, stats.sigma, mu, sigma),
-        "classifier_score": classifier_score(logits.softmax(1)),
         "precision": precision,
         "recall": recall,
         "density": density,
         "coverage": coverage,
         "classifier_test_accuracy": net.test_accuracy.item(),
     }
+    if data.labelled:  # the score of a rotation classifier would say nothing about classes
+        metrics["classifier_score"] = classifier_score(logits.softmax(1))
     if fake_labels is not None:
+        if not data.labelled:
+            raise ValueError(f"ac_accuracy needs labelled data; {data.name!r} has no classes")
         hits = logits.argmax(1) == fake_labels.detach().cpu().long()
         metrics["ac_accuracy"] = hits.double().mean().item()
     if inception_weights is not None:

@@ -55,7 +55,9 @@ class MetricSpec:
     mode: str  # "min" or "max"
     kinds: tuple[str, ...]  # the data kinds whose trials report it
     description: str
-    needs: str = ""  # a TrialConfig field that must be set for it: conditional, ...
+    # What it needs besides the kind: a TrialConfig field that must be set (conditional,
+    # inception_weights) or "labels" (a data set with classes).
+    needs: str = ""
 
     @property
     def worst(self) -> float:
@@ -71,7 +73,9 @@ METRICS: dict[str, MetricSpec] = {
     "high_quality": MetricSpec("max", MIXTURE, "share of samples within 3 sigma of a mode"),
     "reverse_kl": MetricSpec("min", MIXTURE, "KL(mode histogram || uniform), PacGAN"),
     "fd": MetricSpec("min", IMAGE, "Fréchet distance in the data set's classifier features"),
-    "classifier_score": MetricSpec("max", IMAGE, "classifier score (Inception score's twin)"),
+    "classifier_score": MetricSpec(
+        "max", IMAGE, "classifier score (Inception score's twin)", "labels"
+    ),
     "precision": MetricSpec("max", IMAGE, "share of fakes on the real manifold"),
     "recall": MetricSpec("max", IMAGE, "share of reals on the fake manifold"),
     "density": MetricSpec("max", IMAGE, "density (Naeem et al. 2020)"),
@@ -84,16 +88,22 @@ METRICS: dict[str, MetricSpec] = {
 NOT_TARGETS = ("step", "loss_d", "loss_g", "diverged", "classifier_test_accuracy")
 
 
-def reported_metrics(kind: str, conditional: bool, inception: bool) -> dict[str, MetricSpec]:
+def reported_metrics(
+    kind: str, conditional: bool, inception: bool, labelled: bool = True
+) -> dict[str, MetricSpec]:
     """The metrics trials of this kind of data report (what --metric may name)."""
     have = {"": True, "conditional": conditional, "inception_weights": inception}
+    have["labels"] = labelled
     return {n: s for n, s in METRICS.items() if kind in s.kinds and have[s.needs]}
 
 
-def worst_metrics(kind: str, conditional: bool, inception: bool) -> dict[str, float]:
+def worst_metrics(
+    kind: str, conditional: bool, inception: bool, labelled: bool = True
+) -> dict[str, float]:
     """Every metric at its worst: what a diverged trial reports, so that any --metric
     has a value in every result (Tune checks that the metric is there)."""
-    return {n: s.worst for n, s in reported_metrics(kind, conditional, inception).items()}
+    reported = reported_metrics(kind, conditional, inception, labelled)
+    return {n: s.worst for n, s in reported.items()}
 
 
 def off_mode_probability(dim: int, sigmas: float = HIGH_QUALITY_SIGMAS) -> float:

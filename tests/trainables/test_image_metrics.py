@@ -48,6 +48,18 @@ def digits(digits_cache):
     return digits_cache[0]
 
 
+@pytest.fixture(scope="session")
+def unlabelled_digits(tmp_path_factory):
+    """Digits without their labels: what a folder of images is. Its feature net is the
+    rotation task's, trained once here into a fresh cache folder."""
+    full = load_dataset("digits")
+    data = ImageData("digits_unlabelled", full.train_x, None, full.test_x, None, 0)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GANSWEEP_CACHE", str(tmp_path_factory.mktemp("unlabelled_cache")))
+        fn.get_real_stats(data)
+        yield data
+
+
 def _noise_images(n: int, shape: tuple[int, ...], seed: int = 1) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
     return torch.rand(n, *shape, generator=gen) * 2 - 1
@@ -214,10 +226,18 @@ def test_feature_net_leaves_the_global_random_state_alone(digits_cache, monkeypa
     assert torch.equal(torch.get_rng_state(), before)
 
 
-def test_unlabelled_data_is_a_clear_error(digits):
-    unlabelled = ImageData("unlabelled", digits.train_x, None, digits.test_x, None, 0)
-    with pytest.raises(ValueError, match="labelled"):
-        fn.get_feature_net(unlabelled)
+def test_unlabelled_data_gets_a_rotation_net(unlabelled_digits, digits):
+    """No labels: the net learns which quarter turn an image was given (4 outputs), is
+    cached under its own key, and reports everything but the class-based metrics."""
+    net = fn.get_feature_net(unlabelled_digits)
+    assert fn.task(unlabelled_digits) == "rotation" and net.head.out_features == 4
+    assert "-rotation-" in fn.cache_key(unlabelled_digits)
+    assert net.test_accuracy.item() > 0.8  # a quarter is chance
+    m = im.evaluate_images(unlabelled_digits.test_x, unlabelled_digits)
+    assert set(m) == {*PRDC, "fd", "classifier_test_accuracy"}
+    assert all(math.isfinite(v) for v in m.values())
+    with pytest.raises(ValueError, match="ac_accuracy needs labelled data"):
+        im.evaluate_images(digits.test_x, unlabelled_digits, digits.test_y)
 
 
 # ------------------------------------------------------------------ evaluate_images
@@ -255,11 +275,16 @@ def canonical_sets(data: ImageData) -> dict[str, torch.Tensor]:
     }
 
 
-def test_the_metrics_rank_canonical_image_sets(digits):
+@pytest.mark.parametrize("labels", ["classifier features", "rotation features (no labels)"])
+def test_the_metrics_rank_canonical_image_sets(labels, request):
     """Against the real training split: held-out real images are best; noise or blur make
     them worse; one image repeated is precise but covers nothing; noise and flat grey are
-    neither precise nor dense nor covering, and have the worst fd."""
-    m = {name: im.evaluate_images(x, digits) for name, x in canonical_sets(digits).items()}
+    neither precise nor dense nor covering, and have the worst fd. With labels (the
+    classifier's features) and without (the rotation task's)."""
+    data = request.getfixturevalue(
+        "digits" if labels.startswith("classifier") else "unlabelled_digits"
+    )
+    m = {name: im.evaluate_images(x, data) for name, x in canonical_sets(data).items()}
     for name, row in m.items():
         print(f"{name:<18}", "  ".join(f"{k} {row[k]:.3g}" for k in ("fd", *PRDC)))
     real, garbage = m["real held-out"], ("uniform noise", "constant grey")

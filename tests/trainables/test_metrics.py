@@ -237,3 +237,23 @@ def test_worst_values_are_worse_than_any_real_one():
                      "reverse_kl": 1e6}  # fmt: skip
     images = worst_metrics("image", conditional=True, inception=False)
     assert "ac_accuracy" in images and "fid_inception" not in images
+    assert "classifier_score" in images
+    unlabelled = worst_metrics("image", conditional=False, inception=False, labelled=False)
+    assert "classifier_score" not in unlabelled and {"fd", "precision"} <= unlabelled.keys()
+
+
+def test_what_image_trials_report_is_what_the_registry_says(tmp_path, monkeypatch):
+    """An evaluation reports exactly reported_metrics(...), labelled or not: what
+    --metric is checked against and what a diverged trial reports."""
+    from gansweep.trainables.data import ImageData
+    from gansweep.trainables.image_metrics import evaluate_images
+
+    monkeypatch.setenv("GANSWEEP_CACHE", str(tmp_path))
+    full = load_dataset("digits")
+    small = ImageData("digits", full.train_x[:300], full.train_y[:300], full.test_x[:60],
+                      full.test_y[:60], 10)  # fmt: skip
+    unlabelled = ImageData("folder", small.train_x, None, small.test_x, None, 0)
+    for data in (small, unlabelled):
+        reported = evaluate_images(small.test_x, data)
+        expected = reported_metrics("image", False, False, data.labelled)
+        assert set(reported) == set(expected) - {"distance"} | {"classifier_test_accuracy"}
