@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,7 @@ class GANTrainer:
         self.diverged = False
         self._loss_sums = torch.zeros(2, dtype=torch.float64)
         self._loss_count = 0
+        self.seconds_evaluating = 0.0  # inside evaluations(): what the training loop paid
 
     # ---------------------------------------------------------------------- training
 
@@ -125,7 +127,10 @@ class GANTrainer:
             if on_step is not None:
                 on_step(self.step)
             if self.step % self.config.eval_every == 0 or self.done:
-                yield self.evaluate()
+                began = time.perf_counter()
+                metrics = self.evaluate()
+                self.seconds_evaluating += time.perf_counter() - began
+                yield metrics
 
     def _noise(self, n: int) -> tuple[Tensor, Tensor | None]:
         z = torch.randn(n, self.config.z_dim, generator=self.rng).to(self.device)
