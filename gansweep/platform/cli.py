@@ -77,18 +77,25 @@ def train(
     out: Path | None = typer.Option(
         None, "--out", help="Output folder [default: runs/<dataset>-<combination>-<time>]."
     ),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        help="Torch's CPU threads [default: 1 for the 2-D MLP, up to 4 for image networks].",
+        show_default=False,
+    ),
 ) -> None:
     """Train one GAN and write metrics.json, samples.png and checkpoint.pt."""
     import torch  # deferred (see the module docstring), like the engine below
 
     from gansweep.trainables.config import ConfigError, read_config
     from gansweep.trainables.data import DataUnavailableError
-    from gansweep.trainables.engine import GANTrainer
+    from gansweep.trainables.engine import GANTrainer, default_threads
     from gansweep.trainables.samples import save_samples
 
     try:
         cfg = read_config(config, overrides)
-        trainer = GANTrainer(cfg)
+        trainer = GANTrainer(cfg, threads=threads or default_threads(cfg))
     except (ConfigError, DataUnavailableError) as err:
         raise fail(str(err)) from None
     except RuntimeError as err:  # e.g. device cuda requested where none is visible
@@ -98,7 +105,8 @@ def train(
     out = out or Path("runs") / f"{cfg.dataset}-{cfg.combination}-{stamp}"
     out.mkdir(parents=True, exist_ok=True)
     (out / "history.jsonl").unlink(missing_ok=True)
-    typer.echo(f"training {cfg.combination} on {cfg.dataset} ({trainer.device}) -> {out}")
+    where = f"{trainer.device}, {torch.get_num_threads()} threads"
+    typer.echo(f"training {cfg.combination} on {cfg.dataset} ({where}) -> {out}")
 
     def checkpoint() -> None:  # at every evaluation: a crash loses one interval at most
         buffer = io.BytesIO()

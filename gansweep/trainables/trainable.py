@@ -114,7 +114,10 @@ def train_gan(config: dict[str, Any], context: SweepRecords) -> None:
     clock = Profile("trial")
     with clock.phase("build"):
         cfg, replica_of = split_config(config)
-        trainer = GANTrainer(cfg)
+        # Torch's threads = the trial's CPUs (a fraction of one: 1), so trials packed on a
+        # machine do not oversubscribe its cores.
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+        trainer = GANTrainer(cfg, threads=max(1, int(cpus)))
         trial_id = tune.get_context().get_trial_id()
         run_id = None
         checkpoint = tune.get_checkpoint()
@@ -136,6 +139,7 @@ def train_gan(config: dict[str, Any], context: SweepRecords) -> None:
             first_step=first_step,
             steps=trainer.step,
             config=config,
+            torch_threads=torch.get_num_threads(),
         )
 
     with clock.phase("mlflow"):
