@@ -20,8 +20,15 @@ and their cost is one of the levers. Prints one JSON line per round with the bre
 
 Targets: efficiency >= 0.85, efficiency_total >= 0.70 (goal 0.95 / 0.85).
 
+--baseline DIR (a checkout of another gansweep version, e.g. `git worktree add DIR
+<commit>`) runs that version's command too, alternating with this one in every round
+(the first side swaps each round), so a before/after comparison sees the same machine.
+Both sides' replays use this checkout's engine: CPU training is bit-identical across the
+versions compared here, so the work is the same.
+
     python benchmarks/sweep_efficiency.py [--rounds 3] [--space quick] [--num-samples 16]
         [--max-concurrent 2] [--steps 3000] [--replicate-top 0] [--keep DIR]
+        [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -46,8 +53,12 @@ TRIAL_PHASES = [
 DRIVER_PHASES = ["start", "ray_init", "search", "replicate", "finalize", "report"]
 
 
-def run_command(workdir: Path, args: argparse.Namespace, name: str) -> tuple[float, Path, Path]:
-    """Run `gansweep sweep` once; returns (wall seconds, profile file, its output file)."""
+def run_command(
+    workdir: Path, args: argparse.Namespace, name: str, code: Path | None
+) -> tuple[float, Path, Path]:
+    """Run `gansweep sweep` once, with the gansweep package of `code` if given (it goes
+    first on PYTHONPATH, which Ray's local workers inherit); returns (wall seconds,
+    profile file, its output file)."""
     profile = workdir / f"{name}.profile.jsonl"
     output = workdir / f"{name}.out"
     command = [
@@ -62,6 +73,8 @@ def run_command(workdir: Path, args: argparse.Namespace, name: str) -> tuple[flo
         "--tracking-uri", f"sqlite:///{workdir / 'mlflow.db'}",
     ]  # fmt: skip
     env = dict(os.environ, GANSWEEP_PROFILE=str(profile))
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
     began = time.time()
     with output.open("w") as out:
         subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env=env, check=True)
@@ -108,9 +121,11 @@ def ideal_seconds(trials: list[dict[str, Any]], concurrent: int, threads: int) -
     return sum(times) / (concurrent * threads)
 
 
-def one_round(workdir: Path, args: argparse.Namespace, index: int) -> dict[str, Any]:
+def one_round(
+    workdir: Path, args: argparse.Namespace, index: int, side: str, code: Path | None
+) -> dict[str, Any]:
     launched = time.time()
-    wall, profile, output = run_command(workdir, args, f"eff-{index}")
+    wall, profile, output = run_command(workdir, args, f"eff-{side}-{index}", code)
     driver, trials = read_profile(profile)
     first = min(t["start"] for t in trials)
     last = max(t["end"] for t in trials)
@@ -123,6 +138,7 @@ def one_round(workdir: Path, args: argparse.Namespace, index: int) -> dict[str, 
     accounted = sum(trial_phases.values())
     return {
         "round": index,
+        "code": side,
         "efficiency": round(ideal / window, 3),
         "efficiency_total": round(ideal / wall, 3),
         "ideal_s": round(ideal, 1),
@@ -163,21 +179,28 @@ def main() -> None:
         "the default leaves them out, so the figure is the search's",
     )
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
+    parser.add_argument("--baseline", type=Path, help="another checkout to compare with")
     args = parser.parse_args()
 
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="gansweep-efficiency-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    rounds = []
+    sides: list[tuple[str, Path | None]] = [("current", None)]
+    if args.baseline is not None:
+        sides.append(("baseline", args.baseline.resolve()))
+    rounds: dict[str, list[dict[str, Any]]] = {side: [] for side, _ in sides}
     for index in range(args.rounds):
-        record = one_round(workdir, args, index)
-        rounds.append(record)
-        print(json.dumps(record), flush=True)
-    summary: dict[str, Any] = {"summary": True, "rounds": args.rounds}
-    for key in ["efficiency", "efficiency_total", "command_wall_s", "trials_window_s"]:
-        summary[key + "_median"] = statistics.median(r[key] for r in rounds)
-    summary["targets"] = TARGETS
-    summary["workdir"] = str(workdir)
-    print(json.dumps(summary), flush=True)
+        order = sides if index % 2 else list(reversed(sides))
+        for side, code in order:
+            record = one_round(workdir, args, index, side, code)
+            rounds[side].append(record)
+            print(json.dumps(record), flush=True)
+    for side, records in rounds.items():
+        summary: dict[str, Any] = {"summary": side, "rounds": args.rounds}
+        for key in ["efficiency", "efficiency_total", "command_wall_s", "trials_window_s"]:
+            summary[key + "_median"] = statistics.median(r[key] for r in records)
+        summary["targets"] = TARGETS
+        summary["workdir"] = str(workdir)
+        print(json.dumps(summary), flush=True)
 
 
 if __name__ == "__main__":
