@@ -9,6 +9,7 @@ The two are timed in alternation, ROUNDS times, so machine noise hits both alike
 figures are the medians. Prints one JSON line per case.
 
     python benchmarks/engine_overhead.py [--rounds 7] [--steps 200] [--threads 1] [--device cuda]
+        [--batch-size 64]
 
 On a GPU the clock stops only after torch.cuda.synchronize(), so queued kernels count.
 
@@ -19,7 +20,7 @@ second alone and beside two busy processes (pure-Python spin loops, one per core
 policy keeps >= 0.5 of its solo speed. Then the whole `gansweep train` command (its
 steps_per_second in metrics.json, and its wall time), target >= 0.3.
 
-    python benchmarks/engine_overhead.py --under-load [--rounds 5] [--steps 200]
+    python benchmarks/engine_overhead.py --under-load [--rounds 5] [--seconds 3]
 """
 
 from __future__ import annotations
@@ -116,7 +117,18 @@ def busy_machine(processes: int = BUSY_PROCESSES) -> Iterator[None]:
             spinner.wait()
 
 
-def under_load(rounds: int, steps: int) -> None:
+def steps_per_second_for(step, seconds: float) -> float:
+    """Steps per second over at least `seconds` of stepping (a collapsed run is slow:
+    a fixed number of steps could take minutes)."""
+    start = time.perf_counter()
+    steps = 0
+    while (elapsed := time.perf_counter() - start) < seconds:
+        step()
+        steps += 1
+    return steps / elapsed
+
+
+def under_load(rounds: int, seconds: float) -> None:
     """Solo against beside busy processes, for the engine and for `gansweep train`."""
     for name, config in CASES.items():
         policy = default_threads(TrialConfig.from_dict(config))
@@ -127,9 +139,9 @@ def under_load(rounds: int, steps: int) -> None:
                 trainer.train_step()
             solo, loaded = [], []
             for _ in range(rounds):
-                solo.append(steps_per_second(trainer.train_step, steps, "cpu"))
+                solo.append(steps_per_second_for(trainer.train_step, seconds))
                 with busy_machine():
-                    loaded.append(steps_per_second(trainer.train_step, steps, "cpu"))
+                    loaded.append(steps_per_second_for(trainer.train_step, seconds))
             ratios = [b / a for a, b in zip(solo, loaded, strict=True)]
             print(json.dumps({
                 "case": name, "threads": label, "torch_threads": threads,
@@ -179,14 +191,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--batch-size", type=int, help="for every case [default: each its own]")
     parser.add_argument("--under-load", action="store_true", help="see the docstring")
+    parser.add_argument("--seconds", type=float, default=3.0, help="per --under-load timing")
     args = parser.parse_args()
     if args.under_load:
-        under_load(args.rounds, args.steps)
+        under_load(args.rounds, args.seconds)
         return
     torch.set_num_threads(args.threads)
 
     for name, config in CASES.items():
+        if args.batch_size is not None:
+            config = dict(config, batch_size=args.batch_size)
         engine = GANTrainer(dict(config, device=args.device, steps=10**9))
         hand = HandLoop(GANTrainer(dict(config, device=args.device, steps=10**9)))
         for _ in range(20):  # warm-up: allocator, autograd caches
@@ -201,6 +217,7 @@ def main() -> None:
             json.dumps(
                 {
                     "case": name,
+                    "batch_size": config["batch_size"],
                     "engine_steps_per_s": round(statistics.median(engine_rates), 1),
                     "hand_steps_per_s": round(statistics.median(hand_rates), 1),
                     "ratio_median": round(statistics.median(ratios), 3),
