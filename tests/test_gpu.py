@@ -53,3 +53,16 @@ def test_a_sweep_packs_two_trials_on_one_gpu(tmp_path):
     assert len(trials) == 2
     assert all(r.data.tags["gansweep.device"].startswith("cuda") for r in trials)
     assert all(r.data.tags["gansweep.status"] == "finished" for r in trials)
+
+
+def test_a_cuda_training_step_never_waits_for_the_gpu():
+    trainer = GANTrainer(dict(TINY, device="cuda", penalty="gp", ema_decay=0.99))
+    trainer.train_step()  # warm-up: lazy CUDA initializations may sync
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")  # any synchronizing call raises
+    try:
+        for _ in range(5):
+            trainer.train_step()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert trainer.step == 6

@@ -12,6 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "gansweep"
 # Each layer and the layers it may import (itself included), bottom first.
 ALLOWED = {
     "files": {"files"},
+    "profiling": {"profiling"},
     "trainables": {"files", "trainables"},
     "records": {"files", "trainables", "records"},
     "search_spaces": {"files", "trainables", "search_spaces"},
@@ -28,6 +29,9 @@ ALLOWED = {
     },  # fmt: skip
     "package": {"files", "trainables"},  # gansweep/__init__.py: the small public API
 }
+# files.py and profiling.py are the bottom: every layer may use them.
+for allowed in ALLOWED.values():
+    allowed |= {"files", "profiling"}
 # Third-party packages a layer must not import: the engine runs without Ray or MLflow,
 # and nothing below the control plane starts Ray.
 FORBIDDEN = {

@@ -81,6 +81,13 @@ def train(
         help="Output folder.",
         show_default="runs/<dataset>-<combination>-<time>",
     ),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        help="Torch's CPU threads.",
+        show_default="1 for the 2-D MLP, up to 4 for image networks",
+    ),
 ) -> None:
     """Train one GAN and write metrics.json, samples.png, checkpoint.pt and generator.pt."""
     import torch  # deferred (see the module docstring), like the engine below
@@ -88,13 +95,14 @@ def train(
     from gansweep.records.run_format import GENERATOR_FILE
     from gansweep.trainables.config import ConfigError, read_config
     from gansweep.trainables.data import DataUnavailableError
-    from gansweep.trainables.engine import GANTrainer
+    from gansweep.trainables.engine import GANTrainer, default_threads
     from gansweep.trainables.image_metrics import InceptionWeightsError
     from gansweep.trainables.samples import save_samples
 
     try:
         cfg = read_config(config, overrides)
-        trainer = GANTrainer(cfg)  # loads and checks the data and the weights: all before a step
+        # Loads and checks the data and the weights: every problem before the first step.
+        trainer = GANTrainer(cfg, threads=threads or default_threads(cfg))
     except (ConfigError, DataUnavailableError, InceptionWeightsError) as err:
         raise fail(str(err)) from None
     except RuntimeError as err:  # e.g. device cuda requested where none is visible
@@ -104,7 +112,8 @@ def train(
     out = out or Path("runs") / f"{cfg.dataset}-{cfg.combination}-{stamp}"
     out.mkdir(parents=True, exist_ok=True)
     (out / "history.jsonl").unlink(missing_ok=True)
-    typer.echo(f"training {cfg.combination} on {cfg.dataset} ({trainer.device}) -> {out}")
+    where = f"{trainer.device}, {torch.get_num_threads()} threads"
+    typer.echo(f"training {cfg.combination} on {cfg.dataset} ({where}) -> {out}")
 
     def save(state: dict, name: str) -> None:
         buffer = io.BytesIO()

@@ -22,6 +22,7 @@ from gansweep.platform import replicate
 from gansweep.platform.export import ExportError, export_best
 from gansweep.platform.sweep_input import PreparedSweep, SweepOptions
 from gansweep.platform.tune_glue import build_tuner, fit, init_ray, mark_interrupted
+from gansweep.profiling import Profile
 from gansweep.records import ranking
 from gansweep.records.leaderboard import Standings, standings
 from gansweep.records.manifest import LEADERBOARD_FILE, MANIFEST_FILE, SPACE_FILE, Manifest
@@ -71,26 +72,35 @@ def start(prepared: PreparedSweep) -> Manifest:
 
 def run(prepared: PreparedSweep) -> Standings:
     """Start the sweep and run it to the end: search, replication, finalize."""
-    manifest = start(prepared)
-    init_ray(prepared.options.address)
-    _, tuner = build_tuner(manifest, prepared.space, prepared.options)
-    fit(manifest, tuner)
-    return _replicate_and_finalize(manifest)
+    clock = Profile("driver")
+    with clock.phase("start"):
+        manifest = start(prepared)
+    with clock.phase("ray_init"):
+        init_ray(prepared.options.address)
+    with clock.phase("search"):
+        _, tuner = build_tuner(manifest, prepared.space, prepared.options)
+        fit(manifest, tuner)
+    ranked = _replicate_and_finalize(manifest, clock)
+    clock.write(cpu_s=time.process_time())  # the driver's own CPU time, all threads
+    return ranked
 
 
-def _replicate_and_finalize(manifest: Manifest) -> Standings:
+def _replicate_and_finalize(manifest: Manifest, clock: Profile | None = None) -> Standings:
     """The replication the sweep asked for (or the one `gansweep replicate` started and a
     killed driver left unfinished), then finalize."""
     options = SweepOptions(**manifest.options)
     asked = manifest.replication
     top, seeds = (asked.top, len(asked.seeds)) if asked else (options.replicate_top, options.seeds)
+    clock = clock or Profile("driver")
     if top > 0:
-        _close_open_trial_runs(manifest)  # the ranking must not wait for lost trials
-        try:
-            replicate.run(manifest, top, seeds, options)
-        except replicate.NothingToReplicate as err:
-            log.warning("%s", err)
-    return finalize(manifest)
+        with clock.phase("replicate"):
+            _close_open_trial_runs(manifest)  # the ranking must not wait for lost trials
+            try:
+                replicate.run(manifest, top, seeds, options)
+            except replicate.NothingToReplicate as err:
+                log.warning("%s", err)
+    with clock.phase("finalize"):
+        return finalize(manifest, clock)
 
 
 def _close_open_trial_runs(manifest: Manifest) -> None:
@@ -121,8 +131,9 @@ def _close_open_trial_runs(manifest: Manifest) -> None:
         end_trial_run(uri, run.info.run_id, outcome, "FINISHED")
 
 
-def finalize(manifest: Manifest) -> Standings:
+def finalize(manifest: Manifest, clock: Profile | None = None) -> Standings:
     """Leaderboard, best config and report into the sweep folder and the parent run."""
+    clock = clock or Profile("driver")
     _close_open_trial_runs(manifest)
     manifest.status = "finished"
     manifest.save()
@@ -136,7 +147,8 @@ def finalize(manifest: Manifest) -> Standings:
     except ExportError as err:
         log.warning("%s", err)
     try:
-        artifacts.append(write_report(manifest, log_to_mlflow=False))
+        with clock.phase("report"):
+            artifacts.append(write_report(manifest, log_to_mlflow=False))
     except Exception as err:  # a report must never fail a finished sweep
         log.warning("could not write the report: %s", err)
     log_sweep_artifacts(manifest.tracking_uri, manifest.parent_run_id, artifacts)

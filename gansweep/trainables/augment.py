@@ -21,8 +21,9 @@ from torch import Tensor
 
 
 def _rand(x: Tensor, generator: torch.Generator, *shape: int) -> Tensor:
-    """U[0, 1) draws of the given shape, on x's device and dtype."""
-    return torch.rand(shape, generator=generator).to(device=x.device, dtype=x.dtype)
+    """U[0, 1) draws of the given shape, on x's device and dtype (drawn on the
+    generator's device, which is x's: no copy between host and GPU)."""
+    return torch.rand(shape, generator=generator, device=generator.device).to(dtype=x.dtype)
 
 
 def _warp(x: Tensor, theta: Tensor) -> Tensor:

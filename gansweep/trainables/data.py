@@ -58,11 +58,11 @@ class MixtureData:
         return self
 
     def sample(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor | None]:
-        """n points [n, 2] drawn from the mixture; no labels."""
-        which = torch.randint(len(self.modes), (n,), generator=generator)
-        noise = torch.randn(n, self.modes.shape[1], generator=generator)
-        device = self.modes.device
-        return self.modes[which.to(device)] + self.sigma * noise.to(device), None
+        """n points [n, 2] drawn from the mixture; no labels. Drawn on the generator's
+        device, which is the data's."""
+        which = torch.randint(len(self.modes), (n,), generator=generator, device=generator.device)
+        noise = torch.randn(n, self.modes.shape[1], generator=generator, device=generator.device)
+        return self.modes[which] + self.sigma * noise, None
 
 
 @dataclass
@@ -95,7 +95,7 @@ class ImageData:
 
     def sample(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor | None]:
         """A batch of n training images [n, C, H, W] (with replacement) and their labels."""
-        idx = torch.randint(len(self.train_x), (n,), generator=generator).to(self.train_x.device)
+        idx = torch.randint(len(self.train_x), (n,), generator=generator, device=generator.device)
         labels = None if self.train_y is None else self.train_y[idx]
         return self.train_x[idx], labels
 

@@ -5,17 +5,25 @@ Knows nothing about Ray or MLflow: the trainable (Ray Tune) and the `train` comm
 (one run) are thin loops around it.
 
 Determinism: every random draw during training (data batches, noise, labels,
-augmentations, penalty interpolation) comes from one torch.Generator on the CPU whose
-state is saved in the checkpoint. The networks are initialized from the seed with the
-global RNG forked, so building a trainer never disturbs anyone else's random stream.
-Evaluation draws from its own generator, re-seeded each time, so evaluating (or not)
-never changes the training trajectory.
+augmentations, penalty interpolation) comes from one torch.Generator on the trainer's
+device whose state is saved in the checkpoint: a run continues bit for bit after a
+restore on its device type (on another one, deterministically: see _restore_rng). The
+networks are initialized from the seed with the global RNG forked, so building a trainer
+never disturbs anyone else's random stream. Evaluation draws from its own generator,
+re-seeded each time, so evaluating (or not) never changes the training trajectory.
+
+No host sync per step: the losses are summed and checked for NaN on the device, and the
+flag is read at evaluations (a run that diverges is caught at the next one), so a GPU
+never waits for the CPU between steps.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
+import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -48,6 +56,20 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def default_threads(cfg: TrialConfig) -> int:
+    """Torch's intra-op threads for a run that was not told how many CPUs it has.
+
+    A 2-D MLP step is a few small matrix products: split over threads it only adds
+    synchronization, and beside any other busy process torch's default (one thread per
+    core) collapses (benchmarks/engine_overhead.py --under-load measures it). Image
+    networks have convolutions worth splitting: up to 4 threads, no more than the cores
+    this process may run on.
+    """
+    if cfg.architecture == "mlp":
+        return 1
+    return max(1, min(4, len(os.sched_getaffinity(0))))
+
+
 def model_spec(cfg: TrialConfig, data_shape: tuple[int, ...], num_classes: int) -> ModelSpec:
     """What the network families need from a config and the data it trains on."""
     return ModelSpec(
@@ -69,9 +91,13 @@ def _seeds(seed: int) -> tuple[int, int, int]:
 class GANTrainer:
     """Trains one GAN. ``train_step()`` is one G update after ``n_critic`` D updates."""
 
-    def __init__(self, config: TrialConfig | dict[str, Any]):
+    def __init__(self, config: TrialConfig | dict[str, Any], threads: int | None = None):
+        """threads: torch's intra-op threads for this process (a Ray trial: its CPUs;
+        `gansweep train`: --threads or default_threads). None leaves torch's setting."""
         cfg = config if isinstance(config, TrialConfig) else TrialConfig.from_dict(config)
         self.config = cfg
+        if threads is not None:
+            torch.set_num_threads(threads)
         self.device = resolve_device(cfg.device)
         if cfg.inception_weights:  # before training, not at the first evaluation
             check_inception_weights(cfg.inception_weights)
@@ -104,13 +130,23 @@ class GANTrainer:
         self.loss = LOSSES[cfg.loss]
         self.penalty = PENALTIES.get(cfg.penalty)  # None for "none"
         self.policy = cfg.augmentations
-        self.rng = torch.Generator().manual_seed(train_seed)
+        self.rng = torch.Generator(device=self.device).manual_seed(train_seed)
         self.step = 0
-        self.diverged = False
-        self._loss_sums = torch.zeros(2, dtype=torch.float64)
+        self._diverged = False
+        self._all_finite = torch.ones((), dtype=torch.bool, device=self.device)
+        self._loss_sums = torch.zeros(2, dtype=torch.float64, device=self.device)
         self._loss_count = 0
+        self.seconds_evaluating = 0.0  # inside evaluations(): what the training loop paid
 
     # ---------------------------------------------------------------------- training
+
+    @property
+    def diverged(self) -> bool:
+        """Whether a loss or a generated sample has been non-finite. Reads the device's
+        flag: a host sync on a GPU, so the training loop asks only at evaluations."""
+        if not self._diverged and not bool(self._all_finite):
+            self._diverged = True
+        return self._diverged
 
     @property
     def done(self) -> bool:
@@ -125,18 +161,22 @@ class GANTrainer:
 
         on_step(step), if given, is called after every step (a progress bar).
         """
-        while not self.done:
+        # `_diverged`, not `done`: the device's NaN flag is read by evaluate() only.
+        while not (self._diverged or self.step >= self.config.steps):
             self.train_step()
             if on_step is not None:
                 on_step(self.step)
-            if self.step % self.config.eval_every == 0 or self.done:
-                yield self.evaluate()
+            if self.step % self.config.eval_every == 0 or self.step >= self.config.steps:
+                began = time.perf_counter()
+                metrics = self.evaluate()
+                self.seconds_evaluating += time.perf_counter() - began
+                yield metrics
 
     def _noise(self, n: int) -> tuple[Tensor, Tensor | None]:
-        z = torch.randn(n, self.config.z_dim, generator=self.rng).to(self.device)
+        z = torch.randn(n, self.config.z_dim, generator=self.rng, device=self.device)
         labels = None
         if self.num_classes:
-            labels = torch.randint(self.num_classes, (n,), generator=self.rng).to(self.device)
+            labels = torch.randint(self.num_classes, (n,), generator=self.rng, device=self.device)
         return z, labels
 
     def _discriminate(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
@@ -147,14 +187,17 @@ class GANTrainer:
         """D's adversarial logits on raw inputs, the function the penalties constrain."""
         return self.D(x)[0]
 
-    def train_step(self) -> dict[str, float]:
+    def train_step(self) -> dict[str, Tensor]:
         """One generator update after n_critic discriminator updates.
 
-        Returns this step's losses. A non-finite loss marks the run diverged: later calls
-        do nothing, and evaluate() reports it instead of raising.
+        Returns this step's losses as 0-dim tensors on the device (reading them is a host
+        sync: the training loop does not). A non-finite loss marks the run diverged once
+        the flag is read (``diverged``, evaluate()); from then on calls do nothing, and
+        evaluate() reports it instead of raising.
         """
-        if self.diverged:
-            return {"loss_d": math.nan, "loss_g": math.nan}
+        if self._diverged:
+            nan = torch.tensor(math.nan, dtype=torch.float64)
+            return {"loss_d": nan, "loss_g": nan}
         cfg, batch = self.config, self.config.batch_size
 
         for _ in range(cfg.n_critic):
@@ -199,12 +242,11 @@ class GANTrainer:
             ema_update_(self.G_ema, self.G, decay)
 
         self.step += 1
-        losses = torch.stack([loss_d.detach(), loss_g.detach()]).double().cpu()
-        if not torch.isfinite(losses).all():
-            self.diverged = True
+        losses = torch.stack([loss_d.detach(), loss_g.detach()]).double()
+        self._all_finite &= torch.isfinite(losses).all()
         self._loss_sums += losses
         self._loss_count += 1
-        return {"loss_d": float(losses[0]), "loss_g": float(losses[1])}
+        return {"loss_d": losses[0], "loss_g": losses[1]}
 
     # -------------------------------------------------------------------- evaluation
 
@@ -246,7 +288,7 @@ class GANTrainer:
         self._loss_count = 0
         if not self.diverged:
             fake, labels = self.generate(cfg.eval_samples)
-            self.diverged = not bool(torch.isfinite(fake).all())
+            self._diverged = not bool(torch.isfinite(fake).all())
         if self.diverged:  # every metric at its worst, so any --metric has a value
             worst = worst_metrics(
                 self.data.kind, bool(self.num_classes), bool(cfg.inception_weights),
@@ -273,6 +315,7 @@ class GANTrainer:
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "rng": self.rng.get_state(),
+            "rng_device": self.device.type,
         }
 
     def generator_state_dict(self) -> dict[str, Any]:
@@ -305,11 +348,22 @@ class GANTrainer:
         self.opt_d.load_state_dict(state["opt_d"])
         set_learning_rate(self.opt_g, self.config.lr_g)
         set_learning_rate(self.opt_d, self.config.lr_d)
-        self.rng.set_state(state["rng"])
+        self._restore_rng(state["rng"], state.get("rng_device", "cpu"))
         self.step = int(state["step"])
-        self.diverged = bool(state["diverged"])
+        self._diverged = bool(state["diverged"])
+        self._all_finite.fill_(True)
         self._loss_sums.zero_()
         self._loss_count = 0
+
+    def _restore_rng(self, saved: Tensor, device_type: str) -> None:
+        """The saved generator state; one saved on another device type (a GPU checkpoint
+        continued on a CPU) cannot be loaded into this generator, so the draws continue
+        from a seed derived from it: deterministic, though not the other device's draws."""
+        if device_type == self.device.type:
+            self.rng.set_state(saved)
+            return
+        digest = hashlib.sha256(saved.numpy().tobytes()).digest()
+        self.rng.manual_seed(int.from_bytes(digest[:8], "little"))
 
 
 def load_generator(path: str | Path, device: str = "cpu") -> torch.nn.Module:

@@ -27,7 +27,8 @@ def _per_sample_shape(x: Tensor) -> tuple[int, ...]:
 
 def _uniform_like_batch(x: Tensor, generator: torch.Generator) -> Tensor:
     """One U[0, 1) draw per sample, shaped to broadcast over x."""
-    return torch.rand(x.shape[0], generator=generator).to(x.device).view(_per_sample_shape(x))
+    u = torch.rand(x.shape[0], generator=generator, device=generator.device)
+    return u.view(_per_sample_shape(x))
 
 
 def input_gradient_norm(critic: Critic, x: Tensor) -> Tensor:
@@ -72,7 +73,7 @@ def dragan_penalty(
     and alpha ~ U[0, 1] per sample, as in the authors' code. real: [B, ...] -> [].
     """
     real = real.detach()
-    u = torch.rand(real.shape, generator=generator).to(real.device)
+    u = torch.rand(real.shape, generator=generator, device=generator.device)
     delta = 0.5 * real.std() * u
     x_hat = real + _uniform_like_batch(real, generator) * delta
     return (input_gradient_norm(critic, x_hat) - 1).pow(2).mean()

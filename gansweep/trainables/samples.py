@@ -49,5 +49,7 @@ def _scatter(trainer: GANTrainer, data: MixtureData, path: Path) -> None:
     ax.set(xlim=(-reach, reach), ylim=(-reach, reach), aspect="equal")
     ax.set_title(f"{trainer.config.combination} on {data.name}, step {trainer.step}")
     ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
+    # Fixed margins, not tight_layout(): that one draws the figure an extra time to
+    # measure it, half the cost of a picture a trial makes at every evaluation.
+    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.08, top=0.93)
     fig.savefig(path)

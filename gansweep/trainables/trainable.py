@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import torch
 from pyarrow.fs import FileSelector, FileType
 from ray import tune
 
+from gansweep.profiling import Profile
 from gansweep.records.ranking import trial_outcome
 from gansweep.records.run_format import (
     GENERATOR_FILE,
@@ -109,35 +111,66 @@ def trial_run_name(config: dict[str, Any], trial_id: str) -> str:
 
 def train_gan(config: dict[str, Any], context: SweepRecords) -> None:
     """Train one GAN as a Ray Tune trial (wrap with tune.with_parameters(context=...))."""
-    cfg, replica_of = split_config(config)
-    trainer = GANTrainer(cfg)
-    trial_id = tune.get_context().get_trial_id()
+    clock = Profile("trial")
+    with clock.phase("build"):
+        cfg, replica_of = split_config(config)
+        # Torch's threads = the trial's CPUs (a fraction of one: 1), so trials packed on a
+        # machine do not oversubscribe its cores.
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+        trainer = GANTrainer(cfg, threads=max(1, int(cpus)))
+        trial_id = tune.get_context().get_trial_id()
+        run_id = None
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is not None:
+            saved = restore_checkpoint(checkpoint)
+            trainer.load_state_dict(saved["trainer"])
+            run_id = saved["mlflow_run_id"]
+    first_step = trainer.step  # a restored trial trains only the steps after this
 
-    run_id = None
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        saved = restore_checkpoint(checkpoint)
-        trainer.load_state_dict(saved["trainer"])
-        run_id = saved["mlflow_run_id"]
+    def record_profile() -> None:
+        """Cumulative, written before each report: Tune may stop the trial inside one."""
+        phases = dict(clock.phases)
+        loop = phases.pop("train+evaluate", 0.0)  # the engine's loop: steps + evaluate()
+        phases["train"] = loop - trainer.seconds_evaluating
+        phases["metrics"] = trainer.seconds_evaluating
+        clock.write(
+            phases=phases,
+            trial_id=trial_id,
+            first_step=first_step,
+            steps=trainer.step,
+            config=config,
+            torch_threads=torch.get_num_threads(),
+        )
 
-    who = TrialIdentity(context, trial_id, cfg.combination, replica_of)
-    run = TrialRun(who, cfg.model_dump(), run_id)
-    # Where this attempt runs: on a cluster, the first thing to know about a failure.
-    run.set_tags(
-        {TAG_NODE: ray.get_runtime_context().get_node_id(), TAG_DEVICE: str(trainer.device)}
-    )
+    with clock.phase("mlflow"):
+        who = TrialIdentity(context, trial_id, cfg.combination, replica_of)
+        run = TrialRun(who, cfg.model_dump(), run_id)
+        # Where this attempt runs: on a cluster, the first thing to know about a failure.
+        run.set_tags(
+            {TAG_NODE: ray.get_runtime_context().get_node_id(), TAG_DEVICE: str(trainer.device)}
+        )
     with tempfile.TemporaryDirectory(prefix="gansweep-") as scratch_dir:
         scratch = Path(scratch_dir)
+        began = time.perf_counter()
         for metrics in trainer.evaluations():
-            generator = scratch / GENERATOR_FILE
-            torch.save(trainer.generator_state_dict(), generator)
-            samples = save_samples(trainer, scratch / SAMPLES_FILE)
-            run.log_evaluation(metrics, trainer.step, [samples, generator])
-
-            folder = Path(tempfile.mkdtemp(dir=scratch))
-            save_trial_checkpoint(folder, trainer, run.run_id, metrics)
+            clock.add("train+evaluate", time.perf_counter() - began)
+            with clock.phase("generator_file"):
+                generator = scratch / GENERATOR_FILE
+                torch.save(trainer.generator_state_dict(), generator)
+            with clock.phase("picture"):
+                samples = save_samples(trainer, scratch / SAMPLES_FILE)
+            with clock.phase("mlflow"):
+                run.log_evaluation(metrics, trainer.step, [samples, generator])
+            with clock.phase("checkpoint"):
+                folder = Path(tempfile.mkdtemp(dir=scratch))
+                save_trial_checkpoint(folder, trainer, run.run_id, metrics)
+            record_profile()
             # Returns after Tune has persisted the checkpoint; a scheduler that stops the
             # trial ends it here (the driver then closes its MLflow run).
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
-            shutil.rmtree(folder)  # Tune has its own copy now
-    run.finish(trial_outcome(trainer.step, cfg.steps, trainer.diverged))
+            with clock.phase("report"):
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+                shutil.rmtree(folder)  # Tune has its own copy now
+            began = time.perf_counter()
+    with clock.phase("mlflow"):
+        run.finish(trial_outcome(trainer.step, cfg.steps, trainer.diverged))
+    record_profile()

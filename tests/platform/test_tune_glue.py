@@ -13,8 +13,11 @@ import pytest
 from mlflow import MlflowClient
 
 from gansweep.platform.tune_glue import FixedConfigs, ResumableOptunaSearch, scheduler_budget
+from gansweep.profiling import PROFILE_ENV
 from gansweep.records import ranking
 from gansweep.search_spaces import parse_space
+from gansweep.trainables.engine import GANTrainer
+from gansweep.trainables.trainable import split_config
 
 
 def space(trial):  # at module level: the searcher's saved state pickles it
@@ -80,17 +83,47 @@ params:
 """
 
 
-def sweep(folder, *args: str) -> list:
+def sweep(folder, *args: str, env: dict[str, str] | None = None) -> list:
     """Run `gansweep sweep --name s ARGS` in `folder`; returns the MLflow runs of its trials."""
     proc = subprocess.run(
         [sys.executable, "-m", "gansweep.platform.cli", "sweep", "--name", "s", *args],
         cwd=folder, capture_output=True, text=True, timeout=500,
-        env={**os.environ, "RAY_ADDRESS": ""},
+        env={**os.environ, "RAY_ADDRESS": "", **(env or {})},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     manifest = json.loads((folder / "sweeps" / "s" / "gansweep.json").read_text())
     runs = MlflowClient(manifest["tracking_uri"]).search_runs([manifest["experiment_id"]])
     return [r for r in runs if r.data.tags.get("gansweep.role") == "trial"]
+
+
+REUSE_SPACE = """\
+fixed: {steps: 60, eval_every: 30, eval_samples: 300, batch_size: 64, penalty: gp}
+params:
+  lr_g: {choice: [2.0e-3, 1.0e-3]}
+"""
+
+
+def test_a_reused_actor_trains_its_next_trial_exactly_like_a_fresh_process(tmp_path):
+    (tmp_path / "space.yaml").write_text(REUSE_SPACE)
+    profile = tmp_path / "profile.jsonl"
+    runs = sweep(
+        tmp_path, "--space", "space.yaml", "--sampler", "grid", "--num-samples", "2",
+        "--max-concurrent", "1", "--scheduler", "fifo", "--replicate-top", "0",
+        env={PROFILE_ENV: str(profile)},
+    )  # fmt: skip
+    records = [json.loads(line) for line in profile.read_text().splitlines()]
+    last = {r["trial_id"]: r for r in records if r["who"] == "trial"}  # cumulative records
+    assert len(last) == 2
+    assert len({r["pid"] for r in last.values()}) == 1, "the second trial got a new actor"
+    second = max(last.values(), key=lambda r: r["start"])
+
+    run = next(r for r in runs if r.data.tags["gansweep.trial_id"] == second["trial_id"])
+    manifest = json.loads((tmp_path / "sweeps" / "s" / "gansweep.json").read_text())
+    client = MlflowClient(manifest["tracking_uri"])
+    fresh = list(GANTrainer(split_config(second["config"])[0]).evaluations())
+    for name in ["distance", "loss_d", "loss_g", "high_quality"]:
+        history = sorted(client.get_metric_history(run.info.run_id, name), key=lambda m: m.step)
+        assert [m.value for m in history] == [m[name] for m in fresh], name
 
 
 # Ray's HyperBand is synchronous: a bracket stops trials only once it is full, so it

@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from gansweep.trainables.config import TrialConfig
 from gansweep.trainables.engine import GANTrainer
@@ -267,3 +268,70 @@ def test_default_config_learns_ring8():
     assert metrics["modes_captured"] >= 6, metrics
     assert metrics["high_quality"] >= 0.5, metrics
     assert metrics["distance"] < untrained["distance"]
+
+
+class HostReads(TorchDispatchMode):
+    """Records the ops that copy a tensor's value to the host (float(), bool(), .item()):
+    on a GPU each one makes the CPU wait for every kernel queued before it.
+
+    `on_host` are tensors torch keeps on the CPU on every device (the optimizers' step
+    counters, unless fused or capturable): reading those is no sync, so they are allowed.
+    """
+
+    def __init__(self, on_host: list[torch.Tensor]) -> None:
+        super().__init__()
+        self.on_host = {id(t) for t in on_host}
+        self.seen: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func is torch.ops.aten._local_scalar_dense.default and id(args[0]) not in self.on_host:
+            self.seen.append(f"{func} of a tensor {tuple(args[0].shape)}")
+        return func(*args, **(kwargs or {}))
+
+
+def step_counters(trainer: GANTrainer) -> list[torch.Tensor]:
+    states = [*trainer.opt_g.state.values(), *trainer.opt_d.state.values()]
+    return [s["step"] for s in states if torch.is_tensor(s.get("step"))]
+
+
+@pytest.mark.parametrize(
+    "config",
+    [dict(TINY, penalty="gp", ema_decay=0.99, n_critic=2),
+     dict(TINY_IMAGES, conditional=True, penalty="dragan", augment="translation"),
+     dict(TINY, loss="ragan", penalty="r1", weight_clip=0.01)],
+    ids=["mlp-gp-ema", "dcgan-ac-dragan-augment", "relativistic-r1-clip"],
+)  # fmt: skip
+def test_a_training_step_never_reads_a_value_back_to_the_host(config):
+    trainer = GANTrainer(config)
+    trainer.train_step()  # warm-up: the optimizers create their state
+    with HostReads(on_host=step_counters(trainer)) as reads:
+        for _ in range(3):
+            trainer.train_step()
+    assert reads.seen == []
+
+
+def test_divergence_is_caught_at_the_next_evaluation_without_a_per_step_check():
+    trainer = GANTrainer(dict(TINY, steps=20, eval_every=10))
+    trainer.train_step()
+    with torch.no_grad():
+        next(trainer.D.parameters()).fill_(float("nan"))  # every later loss is NaN
+    evaluations = list(trainer.evaluations())
+    assert [m["step"] for m in evaluations] == [10.0]  # the loop ran to the evaluation
+    assert evaluations[0]["diverged"] == 1.0 and trainer.diverged and trainer.done
+    assert trainer.step == 10
+
+
+def test_a_checkpoint_from_another_device_type_continues_deterministically():
+    source = GANTrainer(TINY)
+    for _ in range(3):
+        source.train_step()
+    state = source.state_dict()
+    state["rng"] = torch.arange(16, dtype=torch.uint8)  # a CUDA generator's state size
+    state["rng_device"] = "cuda"
+    runs = []
+    for _ in range(2):
+        trainer = GANTrainer(TINY)
+        trainer.load_state_dict(roundtrip(state))  # as from a file: nothing shared
+        trainer.train_step()
+        runs.append(trainer.state_dict())
+    assert_states_equal(runs[0], runs[1])

@@ -1,0 +1,207 @@
+"""The share of a sweep's time that trains GANs: what a whole `gansweep sweep` command
+costs against the engine alone doing the same training.
+
+Each round runs the real command (`gansweep sweep ...` as a subprocess, with
+GANSWEEP_PROFILE set so the driver and every trial write where their time went, see
+gansweep/profiling.py), then replays the same training without the platform: for every
+trial, GANTrainer built from the trial's config runs train_step() for the steps the trial
+trained, in worker processes with the trial's torch threads, as many at a time as the
+sweep ran (same machine, same process conditions, right after the sweep).
+
+    ideal            = sum of the replays' training times / the cores the sweep used
+    efficiency       = ideal / (last trial's end - first trial's start): what every trial
+                       pays (actor start-up, evaluations, logging, checkpoints, the driver)
+    efficiency_total = ideal / the command's wall time: plus the one-time costs (Python
+                       and imports, Ray's start, the MLflow set-up, the report)
+
+Evaluations count as overhead here: the metrics are needed, but they are not training,
+and their cost is one of the levers. Prints one JSON line per round with the breakdown
+(seconds summed over trials), then a summary line with the medians over rounds.
+
+Targets: efficiency >= 0.85, efficiency_total >= 0.70 (goal 0.95 / 0.85).
+
+--baseline DIR (a checkout of another gansweep version, e.g. `git worktree add DIR
+<commit>`) runs that version's command too, alternating with this one in every round
+(the first side swaps each round), so a before/after comparison sees the same machine.
+Both sides' replays use this checkout's engine: CPU training is bit-identical across the
+versions compared here, so the work is the same.
+
+    python benchmarks/sweep_efficiency.py [--rounds 3] [--space quick] [--num-samples 16]
+        [--max-concurrent 2] [--steps 3000] [--replicate-top 0] [--keep DIR]
+        [--baseline DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+TARGETS = {"efficiency": 0.85, "efficiency_total": 0.70}
+# Phases of a trial, in the order they happen (gansweep/trainables/trainable.py).
+TRIAL_PHASES = [
+    "build", "mlflow", "train", "metrics", "generator_file", "picture", "checkpoint", "report",
+]  # fmt: skip
+DRIVER_PHASES = ["start", "ray_init", "search", "replicate", "finalize", "report"]
+
+
+def run_command(
+    workdir: Path, args: argparse.Namespace, name: str, code: Path | None
+) -> tuple[float, Path, Path]:
+    """Run `gansweep sweep` once, with the gansweep package of `code` if given (it goes
+    first on PYTHONPATH, which Ray's local workers inherit); returns (wall seconds,
+    profile file, its output file)."""
+    profile = workdir / f"{name}.profile.jsonl"
+    output = workdir / f"{name}.out"
+    command = [
+        str(Path(sys.executable).parent / "gansweep"), "sweep",
+        "--space", args.space,
+        "--num-samples", str(args.num_samples),
+        "--max-concurrent", str(args.max_concurrent),
+        "--set", f"steps={args.steps}",
+        "--replicate-top", str(args.replicate_top),
+        "--name", name,
+        "--storage", str(workdir / "sweeps"),
+        "--tracking-uri", f"sqlite:///{workdir / 'mlflow.db'}",
+    ]  # fmt: skip
+    env = dict(os.environ, GANSWEEP_PROFILE=str(profile))
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
+    began = time.time()
+    with output.open("w") as out:
+        subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env=env, check=True)
+    return time.time() - began, profile, output
+
+
+def read_profile(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(the driver's record, the last record of every trial attempt)."""
+    driver, trials = None, {}
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        if record["who"] == "driver":
+            driver = record
+        else:  # cumulative records: the latest of each attempt (pid + start) wins
+            trials[(record["trial_id"], record["pid"], record["start"])] = record
+    assert driver is not None, f"{path} has no driver record: did the sweep finish?"
+    return driver, list(trials.values())
+
+
+def replay(job: tuple[dict[str, Any], int, int]) -> float:
+    """Seconds the engine alone takes for a trial's training steps (a worker process)."""
+    import torch
+
+    from gansweep.trainables.config import TrialConfig
+    from gansweep.trainables.engine import GANTrainer
+    from gansweep.trainables.trainable import split_config
+
+    config, steps, threads = job
+    torch.set_num_threads(threads)
+    cfg, _ = split_config(config)
+    trainer = GANTrainer(TrialConfig.from_dict({**cfg.model_dump(), "steps": 10**9}))
+    began = time.perf_counter()
+    for _ in range(steps):
+        trainer.train_step()
+    return time.perf_counter() - began
+
+
+def ideal_seconds(trials: list[dict[str, Any]], concurrent: int, threads: int) -> float:
+    jobs = [(t["config"], t["steps"] - t["first_step"], threads) for t in trials]
+    # Longest first, so the pool's last job is short and the cores stay busy.
+    jobs.sort(key=lambda job: -job[1])
+    with multiprocessing.get_context("spawn").Pool(concurrent) as pool:
+        times = pool.map(replay, jobs, chunksize=1)
+    return sum(times) / (concurrent * threads)
+
+
+def one_round(
+    workdir: Path, args: argparse.Namespace, index: int, side: str, code: Path | None
+) -> dict[str, Any]:
+    launched = time.time()
+    wall, profile, output = run_command(workdir, args, f"eff-{side}-{index}", code)
+    driver, trials = read_profile(profile)
+    first = min(t["start"] for t in trials)
+    last = max(t["end"] for t in trials)
+    window = last - first
+    threads = 1  # the sweep's default --cpus-per-trial; Ray sets OMP_NUM_THREADS from it
+    ideal = ideal_seconds(trials, args.max_concurrent, threads)
+
+    inside = sum(t["end"] - t["start"] for t in trials)
+    trial_phases = {p: round(sum(t["phases"].get(p, 0.0) for t in trials), 2) for p in TRIAL_PHASES}
+    accounted = sum(trial_phases.values())
+    return {
+        "round": index,
+        "code": side,
+        "efficiency": round(ideal / window, 3),
+        "efficiency_total": round(ideal / wall, 3),
+        "ideal_s": round(ideal, 1),
+        "trials_window_s": round(window, 1),
+        "command_wall_s": round(wall, 1),
+        "trials": len(trials),
+        "steps_trained": sum(t["steps"] - t["first_step"] for t in trials),
+        "output_lines": len(output.read_text().splitlines()),
+        "driver": {
+            "python_and_imports": round(driver["start"] - launched, 2),
+            **{p: round(driver["phases"].get(p, 0.0), 2) for p in DRIVER_PHASES},
+        },
+        "trials_sum": {
+            **trial_phases,
+            "other_inside_trial": round(inside - accounted, 2),
+            # Slots idle between one trial's end and the next one's start on the same
+            # slot: actor start-up, the driver's scheduling, Ray's bookkeeping.
+            "between_trials": round(args.max_concurrent * window - inside, 2),
+        },
+        "between_trials_per_trial_s": round(
+            (args.max_concurrent * window - inside) / len(trials), 2
+        ),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--space", default="quick")
+    parser.add_argument("--num-samples", type=int, default=16)
+    parser.add_argument("--max-concurrent", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument(
+        "--replicate-top",
+        type=int,
+        default=0,
+        help="replicas are full-budget trials, the platform's cheapest case per step; "
+        "the default leaves them out, so the figure is the search's",
+    )
+    parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
+    parser.add_argument("--baseline", type=Path, help="another checkout to compare with")
+    args = parser.parse_args()
+
+    workdir = args.keep or Path(tempfile.mkdtemp(prefix="gansweep-efficiency-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    sides: list[tuple[str, Path | None]] = [("current", None)]
+    if args.baseline is not None:
+        sides.append(("baseline", args.baseline.resolve()))
+    rounds: dict[str, list[dict[str, Any]]] = {side: [] for side, _ in sides}
+    for index in range(args.rounds):
+        order = sides if index % 2 else list(reversed(sides))
+        for side, code in order:
+            record = one_round(workdir, args, index, side, code)
+            rounds[side].append(record)
+            print(json.dumps(record), flush=True)
+    for side, records in rounds.items():
+        summary: dict[str, Any] = {"summary": side, "rounds": args.rounds}
+        for key in ["efficiency", "efficiency_total", "command_wall_s", "trials_window_s"]:
+            summary[key + "_median"] = statistics.median(r[key] for r in records)
+        summary["targets"] = TARGETS
+        summary["workdir"] = str(workdir)
+        print(json.dumps(summary), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""Where a sweep's time goes: opt-in timings for benchmarks/sweep_efficiency.py.
+
+Set the environment variable GANSWEEP_PROFILE to a file path before a sweep starts: the
+driver and every trial (Ray's local workers inherit the driver's environment) then append
+one JSON line each to it when they end, with wall-clock start and end and the seconds
+spent in each named phase. Unset, a Profile only adds up a few perf_counter() readings and
+writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+PROFILE_ENV = "GANSWEEP_PROFILE"
+
+
+class Profile:
+    """Seconds per phase of one process's work (the driver, or one trial)."""
+
+    def __init__(self, who: str) -> None:
+        self.who = who
+        self.start = time.time()
+        self.phases: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phases[name] += time.perf_counter() - began
+
+    def add(self, name: str, seconds: float) -> None:
+        self.phases[name] += seconds
+
+    def write(self, **extra: Any) -> None:
+        """Append this profile as one JSON line to $GANSWEEP_PROFILE (if it is set)."""
+        path = os.environ.get(PROFILE_ENV)
+        if not path:
+            return
+        record = {
+            "who": self.who,
+            "pid": os.getpid(),
+            "start": self.start,
+            "end": time.time(),
+            "phases": dict(self.phases),
+            **extra,
+        }
+        # One write() of a short line in append mode: lines of concurrent trials on one
+        # machine do not interleave.
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
