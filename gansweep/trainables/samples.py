@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch.nn.functional as F
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
+from torch import Tensor
 from torchvision.utils import save_image
 
 from gansweep.trainables.data import MixtureData
@@ -13,13 +15,16 @@ from gansweep.trainables.engine import GANTrainer
 
 GRID_IMAGES = 64
 SCATTER_POINTS = 2500
+MIN_CELL_PIXELS = 32  # small images are scaled up to at least this, pixel for pixel
 
 
 def save_samples(trainer: GANTrainer, path: str | Path) -> Path:
     """Write a PNG of the generator's samples (EMA weights if any) and return its path.
 
     Images: an 8-column grid (conditional runs: each column one class when K <= 8, else
-    labels in reading order). 2-D data: the samples over the true modes, with the 3-sigma
+    labels in reading order), images smaller than MIN_CELL_PIXELS scaled up by a whole
+    factor with nearest-neighbour (an 8-pixel digit becomes 32 pixels of 4x4 blocks:
+    readable, and no pixel is invented). 2-D data: the samples over the true modes, with the 3-sigma
     high-quality circles, at a fixed scale so pictures of different runs compare.
     """
     path = Path(path)
@@ -30,8 +35,18 @@ def save_samples(trainer: GANTrainer, path: str | Path) -> Path:
         k = trainer.num_classes
         columns = k if 0 < k <= 8 else 8
         fake, _ = trainer.generate(columns * (GRID_IMAGES // columns))
-        save_image(fake.float().cpu(), path, nrow=columns, normalize=True, value_range=(-1, 1))
+        save_image(upscaled(fake.float().cpu()), path, nrow=columns, normalize=True,
+                   value_range=(-1, 1))  # fmt: skip
     return path
+
+
+def upscaled(images: Tensor) -> Tensor:
+    """[B, C, H, W] -> [B, C, kH, kW], k the smallest whole factor with kH >= MIN_CELL_PIXELS
+    (k = 1 for images already that large), nearest-neighbour."""
+    factor = -(-MIN_CELL_PIXELS // images.shape[-2])  # ceil division
+    if factor <= 1:
+        return images
+    return F.interpolate(images, scale_factor=factor, mode="nearest")
 
 
 def _scatter(trainer: GANTrainer, data: MixtureData, path: Path) -> None:
