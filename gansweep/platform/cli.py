@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -414,7 +416,49 @@ def ui(
         return
     typer.echo(f"MLflow UI for {uri} at http://{host}:{port} (Ctrl-C stops it)")
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
-    raise typer.Exit(subprocess.call([*command, "--host", host, "--port", str(port)]))
+    raise typer.Exit(serve([*command, "--host", host, "--port", str(port)]))
+
+
+def serve(command: list[str], grace_s: float = 5.0) -> int:
+    """Run a server until it exits, or until this process gets SIGTERM or Ctrl-C: then stop
+    the server's whole process group. MLflow's server starts its own workers (uvicorn,
+    gunicorn); stopping only the child it started leaves them holding the port."""
+    # Its own session, hence its own process group: killpg reaches the workers, and a
+    # Ctrl-C in the terminal reaches only us, so the stop happens once, here.
+    process = subprocess.Popen(command, start_new_session=True)
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # one way out for both signals
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        _stop_group(process, grace_s)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_group(process: subprocess.Popen, grace_s: float) -> None:
+    """SIGTERM to the group, then SIGKILL to whatever is left after `grace_s`."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:  # the group is gone already
+            return
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            continue
+        # The leader is gone; its workers may still be shutting down in the group.
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(process.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
 
 
 if __name__ == "__main__":  # pragma: no cover - the console script calls `app`
