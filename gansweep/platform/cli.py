@@ -333,12 +333,12 @@ def export(
         None, "-o", "--output", help="YAML file [default: best.yaml in the sweep folder]"
     ),
     register: str | None = typer.Option(
-        None, "--register", help="Also register the best generator under this model name."
+        None, "--register", help="Also register the best generator (a pyfunc model) as this name."
     ),
     storage: str = typer.Option("sweeps", "--storage", help=STORAGE_HELP),
 ) -> None:
     """Write the champion's full config as YAML (`gansweep train` retrains it)."""
-    from gansweep.platform.export import ExportError, export_best, register_generator  # deferred
+    from gansweep.platform.export import ExportError, export_best, register_champion  # deferred
     from gansweep.records.store import TrackingError, check_tracking_store
 
     manifest = _load_manifest(name, storage)
@@ -360,8 +360,9 @@ def export(
             f", sd {_g(sd, '.3g')}, worst {_g(worst, '.6g')}"
         )
     if register:
-        version = register_generator(manifest, provenance["mlflow_run_id"], register)
+        version = register_champion(manifest, provenance, register)
         typer.echo(f"registered model {register!r} version {version} with alias 'champion'")
+        typer.echo(f"  load it: mlflow.pyfunc.load_model('models:/{register}@champion')")
 
 
 @app.command()
