@@ -1,5 +1,5 @@
 """Bad input, the one table for every command (train, sweep, search space files, export,
-resume, replicate, report): exit code 2, one clear message naming the bad value (and the
+resume, replicate, report, status, ls): exit code 2, one clear message naming the bad value (and the
 valid ones where there is a list), no traceback, nothing launched, no MLflow store,
 sweep folder or output folder left behind."""
 
@@ -95,6 +95,10 @@ CASES = [
     (["replicate", "ghost"], "no sweep named 'ghost'"),
     (["report", "ghost"], "no sweep named 'ghost'"),
     (["report", "ghost", "--storage", "elsewhere"], "known sweeps there: none"),
+    # --- status, ls
+    (["status", "ghost"], "no sweep named 'ghost'"),
+    (["status", "ghost", "--json"], "no sweep named 'ghost'"),
+    (["ls", "--storage", "elsewhere"], "storage folder 'elsewhere' does not exist"),
 ]
 SPACE_MESSAGES = {
     "malformed.yaml": "not valid YAML",

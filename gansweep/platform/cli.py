@@ -141,6 +141,8 @@ def train(
 
 STORAGE_HELP = "Folder that holds the sweeps (a shared file system path on clusters)."
 TRACKING_HELP = "MLflow tracking URI [default: sqlite:///mlflow.db in this folder]."
+VERBOSE_HELP = "Show Ray's, Tune's and MLflow's own output here (else: driver.log in the sweep)."
+JSON_HELP = "Print JSON, for scripts."
 
 
 def _fmt(value: float) -> str:
@@ -228,9 +230,11 @@ def sweep(
         3, "--replicate-top", help="At the end, retrain the top K configs on fresh seeds (0: off)."
     ),
     seeds: int = typer.Option(3, "--seeds", help="Fresh seeds per replicated config."),
+    verbose: bool = typer.Option(False, "--verbose", help=VERBOSE_HELP),
 ) -> None:
     """Run a sweep: Ray Tune trials proposed by Optuna, recorded in MLflow."""
     from gansweep.platform import sweep as sweeps  # deferred: Ray, MLflow take seconds
+    from gansweep.platform.live_view import watching
     from gansweep.platform.sweep_input import SweepInputError, SweepOptions, prepare
 
     options = SweepOptions(
@@ -255,7 +259,7 @@ def sweep(
         f"{chosen.max_concurrent} at a time, sampler {chosen.sampler}, scheduler "
         f"{chosen.scheduler}, {chosen.metric} ({chosen.mode}){replication}"
     )
-    with resumable(prepared.name):
+    with resumable(prepared.name), watching(storage, prepared.name, prepared.sweep_dir, verbose):
         ranked = sweeps.run(prepared)
     _print_leaderboard(ranked)
     _print_where(_load_manifest(prepared.name, storage))
@@ -278,16 +282,18 @@ def resume(
     name: str = typer.Argument(..., help="The sweep to continue."),
     storage: str = typer.Option("sweeps", "--storage", help=STORAGE_HELP),
     address: str | None = typer.Option(None, "--address", help="Ray cluster address."),
+    verbose: bool = typer.Option(False, "--verbose", help=VERBOSE_HELP),
 ) -> None:
     """Continue an interrupted sweep: same searcher, trials, replication, MLflow parent run."""
     from gansweep.platform import sweep as sweeps  # deferred: Ray, MLflow take seconds
+    from gansweep.platform.live_view import watching
     from gansweep.platform.sweep_input import SweepInputError, check_ray_address
     from gansweep.records.store import TrackingError
 
     manifest = _load_manifest(name, storage)
     try:
         check_ray_address(address)
-        with resumable(name):
+        with resumable(name), watching(storage, name, Path(manifest.sweep_dir), verbose):
             ranked = sweeps.resume(manifest, address)
     except (SweepInputError, TrackingError) as err:
         raise fail(str(err)) from None
@@ -385,6 +391,55 @@ def report(
     except ReportError as err:
         raise fail(str(err)) from None
     typer.echo(f"wrote {path}")
+
+
+@app.command()
+def status(
+    name: str = typer.Argument(..., help="The sweep to show."),
+    storage: str = typer.Option("sweeps", "--storage", help=STORAGE_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Where a sweep stands (running, finished, or interrupted: then how to resume it)."""
+    from gansweep.platform.live_view import render  # deferred: MLflow takes seconds
+    from gansweep.records.progress import progress
+
+    now = progress(_load_manifest(name, storage))
+    if as_json:
+        typer.echo(json.dumps(now.to_json(), indent=2))
+        return
+    Console(width=None if sys.stdout.isatty() else 160).print(render(now))
+
+
+@app.command(name="ls")
+def list_sweeps(
+    storage: str = typer.Option("sweeps", "--storage", help=STORAGE_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Every sweep in the storage folder: its state, trials done, best result."""
+    from gansweep.records.manifest import list_sweeps as names  # deferred, like MLflow below
+    from gansweep.records.progress import progress
+
+    folder = Path(storage).expanduser()
+    if not folder.is_dir():
+        raise fail(f"storage folder {str(folder)!r} does not exist (give --storage FOLDER)")
+    found = [progress(Manifest.load(folder, name)) for name in names(folder)]
+    if as_json:
+        typer.echo(json.dumps([p.to_json() for p in found], indent=2))
+        return
+    if not found:
+        typer.echo(f"no sweeps in {folder.resolve()}")
+        return
+    view = Table(title=f"sweeps in {folder.resolve()}", title_justify="left")
+    for column in ("name", "state", "trials", "best", "combination", "started"):
+        view.add_column(column, justify="right" if column in ("trials", "best") else "left")
+    for p in found:
+        best = p.best or {}
+        value = f"{p.metric} {_fmt(best['value'])}" if best else "–"
+        state = p.state + (" (driver died)" if p.resume and p.note else "")
+        view.add_row(
+            p.name, state, f"{p.done}/{p.planned}", value, best.get("combination", "–"), p.created
+        )
+    Console(width=None if sys.stdout.isatty() else 160).print(view)
 
 
 @app.command()
