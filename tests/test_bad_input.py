@@ -23,6 +23,8 @@ SPACE_FILES = {
     "two_kinds.yaml": "params:\n  lr_g: {uniform: [0.1, 0.2], choice: [0.1]}\n",
     "bad_top.yaml": "paramz:\n  loss: {choice: [ns]}\n",
 }
+# A valid space, refused only with --scheduler pbt (it searches nothing PBT may perturb).
+OTHER_FILES = {"fixed_lr.yaml": "params:\n  loss: {choice: [ns, wgan]}\n"}
 TRAIN_FILES = {
     "train_list.yaml": "- ns\n",
     "train_malformed.yaml": "loss: [ns\n",
@@ -65,7 +67,11 @@ CASES = [
     # --- sweep options
     (["sweep", "--space", "nope"], "unknown search space 'nope'"),
     (["sweep", "--sampler", "anneal"], "unknown sampler 'anneal'; valid: tpe, random, gp"),
-    (["sweep", "--scheduler", "pbt"], "unknown scheduler 'pbt'; valid: asha, hyperband, fifo"),
+    (["sweep", "--scheduler", "pbs"], "unknown scheduler 'pbs'; valid: asha, hyperband, fifo, pbt"),
+    (
+        ["sweep", "--scheduler", "pbt", "--space", "fixed_lr.yaml"],
+        "scheduler 'pbt' needs a searched",
+    ),
     (["sweep", "--mode", "best"], "unknown mode 'best'; valid: min, max"),
     (["sweep", "--metric", "modes_captured", "--mode", "min"], "higher is better, so its mode"),
     (["sweep", "--metric", "fid"], "'fid' is not a metric that trials report; valid: distance"),
@@ -127,7 +133,7 @@ def test_bad_input_exits_2_with_one_clear_message_and_leaves_nothing(
 ):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    for name, text in {**SPACE_FILES, **TRAIN_FILES}.items():
+    for name, text in {**SPACE_FILES, **TRAIN_FILES, **OTHER_FILES}.items():
         (tmp_path / name).write_text(text)
     before = set(tmp_path.iterdir())
 

@@ -208,7 +208,7 @@ def sweep(
         0.0, "--gpus-per-trial", help="Fractional packs trials on a GPU (0.25: four)."
     ),
     sampler: str = typer.Option("tpe", "--sampler", help="tpe | random | gp | cmaes | grid."),
-    scheduler: str = typer.Option("asha", "--scheduler", help="asha | hyperband | fifo."),
+    scheduler: str = typer.Option("asha", "--scheduler", help="asha | hyperband | fifo | pbt."),
     metric: str = typer.Option("distance", "--metric", help="Metric to optimize."),
     mode: str | None = typer.Option(
         None, "--mode", help="min | max [default: the metric's own direction]", show_default=False
