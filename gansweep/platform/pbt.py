@@ -46,8 +46,8 @@ CHECKPOINTS_KEPT = 4
 
 def mutations(space: SearchSpace) -> dict[str, Any]:
     """The searched continuous params PBT may change mid-run, with their ranges. A
-    conditional one (penalty_weight only with a penalty) is left out: a config without
-    it could not be perturbed."""
+    conditional one (penalty_weight only with a penalty) is left out: in the configs
+    that do not use it, perturbing it would change nothing."""
     out: dict[str, Any] = {}
     for p in space.params:
         if p.name in SAFE_TO_PERTURB and p.kind in ("uniform", "loguniform") and not p.when:
