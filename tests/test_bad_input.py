@@ -1,5 +1,5 @@
 """Bad input, the one table for every command (train, sweep, search space files, export,
-resume, replicate, report): exit code 2, one clear message naming the bad value (and the
+resume, replicate, report, status, ls): exit code 2, one clear message naming the bad value (and the
 valid ones where there is a list), no traceback, nothing launched, no MLflow store,
 sweep folder or output folder left behind."""
 
@@ -25,6 +25,8 @@ SPACE_FILES = {
     "two_kinds.yaml": "params:\n  lr_g: {uniform: [0.1, 0.2], choice: [0.1]}\n",
     "bad_top.yaml": "paramz:\n  loss: {choice: [ns]}\n",
 }
+# A valid space, refused only with --scheduler pbt (it searches nothing PBT may perturb).
+OTHER_FILES = {"fixed_lr.yaml": "params:\n  loss: {choice: [ns, wgan]}\n"}
 TRAIN_FILES = {
     "train_list.yaml": "- ns\n",
     "train_malformed.yaml": "loss: [ns\n",
@@ -147,7 +149,11 @@ CASES = [
     # --- sweep options
     (["sweep", "--space", "nope"], "unknown search space 'nope'"),
     (["sweep", "--sampler", "anneal"], "unknown sampler 'anneal'; valid: tpe, random, gp"),
-    (["sweep", "--scheduler", "pbt"], "unknown scheduler 'pbt'; valid: asha, hyperband, fifo"),
+    (["sweep", "--scheduler", "pbs"], "unknown scheduler 'pbs'; valid: asha, hyperband, fifo, pbt"),
+    (
+        ["sweep", "--scheduler", "pbt", "--space", "fixed_lr.yaml"],
+        "scheduler 'pbt' needs a searched",
+    ),
     (["sweep", "--mode", "best"], "unknown mode 'best'; valid: min, max"),
     (["sweep", "--metric", "modes_captured", "--mode", "min"], "higher is better, so its mode"),
     (["sweep", "--metric", "fid"], "'fid' is not a metric that trials report; valid: distance"),
@@ -177,6 +183,10 @@ CASES = [
     (["replicate", "ghost"], "no sweep named 'ghost'"),
     (["report", "ghost"], "no sweep named 'ghost'"),
     (["report", "ghost", "--storage", "elsewhere"], "known sweeps there: none"),
+    # --- status, ls
+    (["status", "ghost"], "no sweep named 'ghost'"),
+    (["status", "ghost", "--json"], "no sweep named 'ghost'"),
+    (["ls", "--storage", "elsewhere"], "storage folder 'elsewhere' does not exist"),
 ]
 SPACE_MESSAGES = {
     "malformed.yaml": "not valid YAML",
@@ -205,7 +215,7 @@ def test_bad_input_exits_2_with_one_clear_message_and_leaves_nothing(
 ):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    for name, text in {**SPACE_FILES, **TRAIN_FILES}.items():
+    for name, text in {**SPACE_FILES, **TRAIN_FILES, **OTHER_FILES}.items():
         (tmp_path / name).write_text(text)
     _write_data_files(tmp_path)
     before = set(tmp_path.iterdir())

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -161,6 +163,8 @@ def train(
 STORAGE_HELP = "Folder that holds the sweeps (a shared file system path on clusters)."
 TRACKING_HELP = "MLflow tracking URI."
 TRACKING_DEFAULT = "sqlite:///mlflow.db in this folder"
+VERBOSE_HELP = "Show Ray's, Tune's and MLflow's own output here (else: driver.log in the sweep)."
+JSON_HELP = "Print JSON, for scripts."
 
 
 def _fmt(value: float) -> str:
@@ -242,7 +246,7 @@ def sweep(
         0.0, "--gpus-per-trial", help="Fractional packs trials on a GPU (0.25: four)."
     ),
     sampler: str = typer.Option("tpe", "--sampler", help="tpe | random | gp | cmaes | grid."),
-    scheduler: str = typer.Option("asha", "--scheduler", help="asha | hyperband | fifo."),
+    scheduler: str = typer.Option("asha", "--scheduler", help="asha | hyperband | fifo | pbt."),
     metric: str = typer.Option("distance", "--metric", help="Metric to optimize."),
     mode: str | None = typer.Option(
         None, "--mode", help="min | max.", show_default="the metric's own direction"
@@ -269,9 +273,11 @@ def sweep(
         3, "--replicate-top", help="At the end, retrain the top K configs on fresh seeds (0: off)."
     ),
     seeds: int = typer.Option(3, "--seeds", help="Fresh seeds per replicated config."),
+    verbose: bool = typer.Option(False, "--verbose", help=VERBOSE_HELP),
 ) -> None:
     """Run a sweep: Ray Tune trials proposed by Optuna, recorded in MLflow."""
     from gansweep.platform import sweep as sweeps  # deferred: Ray, MLflow take seconds
+    from gansweep.platform.live_view import watching
     from gansweep.platform.sweep_input import SweepInputError, SweepOptions, prepare
 
     options = SweepOptions(
@@ -286,7 +292,7 @@ def sweep(
     except SweepInputError as err:
         raise fail(str(err)) from None
     typer.echo(sweep_header(prepared))
-    with resumable(prepared.name):
+    with resumable(prepared.name), watching(storage, prepared.name, prepared.sweep_dir, verbose):
         ranked = sweeps.run(prepared)
     _print_leaderboard(ranked)
     _print_where(_load_manifest(prepared.name, storage))
@@ -309,16 +315,18 @@ def resume(
     name: str = typer.Argument(..., help="The sweep to continue."),
     storage: str = typer.Option("sweeps", "--storage", help=STORAGE_HELP),
     address: str | None = typer.Option(None, "--address", help="Ray cluster address."),
+    verbose: bool = typer.Option(False, "--verbose", help=VERBOSE_HELP),
 ) -> None:
     """Continue an interrupted sweep: same searcher, trials, replication, MLflow parent run."""
     from gansweep.platform import sweep as sweeps  # deferred: Ray, MLflow take seconds
+    from gansweep.platform.live_view import watching
     from gansweep.platform.sweep_input import SweepInputError, check_ray_address
     from gansweep.records.store import TrackingError
 
     manifest = _load_manifest(name, storage)
     try:
         check_ray_address(address)
-        with resumable(name):
+        with resumable(name), watching(storage, name, Path(manifest.sweep_dir), verbose):
             ranked = sweeps.resume(manifest, address)
     except (SweepInputError, TrackingError) as err:
         raise fail(str(err)) from None
@@ -364,12 +372,12 @@ def export(
         None, "-o", "--output", help="YAML file.", show_default="best.yaml in the sweep folder"
     ),
     register: str | None = typer.Option(
-        None, "--register", help="Also register the best generator under this model name."
+        None, "--register", help="Also register the best generator (a pyfunc model) as this name."
     ),
     storage: str = typer.Option("sweeps", "--storage", help=STORAGE_HELP),
 ) -> None:
     """Write the champion's full config as YAML (`gansweep train` retrains it)."""
-    from gansweep.platform.export import ExportError, export_best, register_generator  # deferred
+    from gansweep.platform.export import ExportError, export_best, register_champion  # deferred
     from gansweep.records.store import TrackingError, check_tracking_store
 
     manifest = _load_manifest(name, storage)
@@ -391,8 +399,9 @@ def export(
             f", sd {_g(sd, '.3g')}, worst {_g(worst, '.6g')}"
         )
     if register:
-        version = register_generator(manifest, provenance["mlflow_run_id"], register)
+        version = register_champion(manifest, provenance, register)
         typer.echo(f"registered model {register!r} version {version} with alias 'champion'")
+        typer.echo(f"  load it: mlflow.pyfunc.load_model('models:/{register}@champion')")
 
 
 @app.command()
@@ -415,6 +424,55 @@ def report(
     except ReportError as err:
         raise fail(str(err)) from None
     typer.echo(f"wrote {path}")
+
+
+@app.command()
+def status(
+    name: str = typer.Argument(..., help="The sweep to show."),
+    storage: str = typer.Option("sweeps", "--storage", help=STORAGE_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Where a sweep stands (running, finished, or interrupted: then how to resume it)."""
+    from gansweep.platform.live_view import render  # deferred: MLflow takes seconds
+    from gansweep.records.progress import progress
+
+    now = progress(_load_manifest(name, storage))
+    if as_json:
+        typer.echo(json.dumps(now.to_json(), indent=2))
+        return
+    Console(width=None if sys.stdout.isatty() else 160).print(render(now))
+
+
+@app.command(name="ls")
+def list_sweeps(
+    storage: str = typer.Option("sweeps", "--storage", help=STORAGE_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Every sweep in the storage folder: its state, trials done, best result."""
+    from gansweep.records.manifest import list_sweeps as names  # deferred, like MLflow below
+    from gansweep.records.progress import progress
+
+    folder = Path(storage).expanduser()
+    if not folder.is_dir():
+        raise fail(f"storage folder {str(folder)!r} does not exist (give --storage FOLDER)")
+    found = [progress(Manifest.load(folder, name)) for name in names(folder)]
+    if as_json:
+        typer.echo(json.dumps([p.to_json() for p in found], indent=2))
+        return
+    if not found:
+        typer.echo(f"no sweeps in {folder.resolve()}")
+        return
+    view = Table(title=f"sweeps in {folder.resolve()}", title_justify="left")
+    for column in ("name", "state", "trials", "best", "combination", "started"):
+        view.add_column(column, justify="right" if column in ("trials", "best") else "left")
+    for p in found:
+        best = p.best or {}
+        value = f"{p.metric} {_fmt(best['value'])}" if best else "–"
+        state = p.state + (" (driver died)" if p.resume and p.note else "")
+        view.add_row(
+            p.name, state, f"{p.done}/{p.planned}", value, best.get("combination", "–"), p.created
+        )
+    Console(width=None if sys.stdout.isatty() else 160).print(view)
 
 
 @app.command()
@@ -449,7 +507,49 @@ def ui(
         return
     typer.echo(f"MLflow UI for {uri} at http://{host}:{port} (Ctrl-C stops it)")
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
-    raise typer.Exit(subprocess.call([*command, "--host", host, "--port", str(port)]))
+    raise typer.Exit(serve([*command, "--host", host, "--port", str(port)]))
+
+
+def serve(command: list[str], grace_s: float = 5.0) -> int:
+    """Run a server until it exits, or until this process gets SIGTERM or Ctrl-C: then stop
+    the server's whole process group. MLflow's server starts its own workers (uvicorn,
+    gunicorn); stopping only the child it started leaves them holding the port."""
+    # Its own session, hence its own process group: killpg reaches the workers, and a
+    # Ctrl-C in the terminal reaches only us, so the stop happens once, here.
+    process = subprocess.Popen(command, start_new_session=True)
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # one way out for both signals
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        _stop_group(process, grace_s)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_group(process: subprocess.Popen, grace_s: float) -> None:
+    """SIGTERM to the group, then SIGKILL to whatever is left after `grace_s`."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:  # the group is gone already
+            return
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            continue
+        # The leader is gone; its workers may still be shutting down in the group.
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(process.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
 
 
 if __name__ == "__main__":  # pragma: no cover - the console script calls `app`

@@ -1,20 +1,22 @@
 """After a sweep: its champion (the leaderboard's first row, ranked by the one rule in
 gansweep.records.ranking) exported as a YAML config that `gansweep train` accepts, with
 where it came from and, when it was replicated, its spread over fresh seeds; optionally
-its generator in the MLflow model registry."""
+its generator in the MLflow model registry as a pyfunc model."""
 
 from __future__ import annotations
 
 import math
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import yaml
-from mlflow import MlflowClient
 from ray.tune import ExperimentAnalysis
 
 from gansweep.files import atomic_write_text
+from gansweep.platform.champion_model import log_and_register
 from gansweep.records import ranking
 from gansweep.records.leaderboard import Standings, run_config, standings
 from gansweep.records.manifest import BEST_FILE, Manifest
@@ -109,19 +111,31 @@ def export_best(
     return out, provenance
 
 
-def register_generator(manifest: Manifest, run_id: str, model_name: str) -> str:
-    """Register the best trial's logged generator (``generator.pt``) as a new version of
-    `model_name` in the MLflow model registry, with the alias ``champion``. Returns the
-    version. The file is a weights-only state dict: load it with
-    ``gansweep.trainables.engine.load_generator``, never with a pickle loader."""
-    client = MlflowClient(manifest.tracking_uri)
-    try:
-        client.get_registered_model(model_name)
-    except Exception:  # not registered yet
-        client.create_registered_model(
-            model_name, description="GAN generators exported by gansweep"
+def register_champion(manifest: Manifest, provenance: dict[str, Any], model_name: str) -> str:
+    """Log the champion's generator (its run's ``generator.pt``) as an MLflow pyfunc model
+    in its run and register it as a new version of `model_name` with the alias
+    ``champion``; the sweep, the metric and its spread over fresh seeds (if replicated)
+    are the version's tags. Returns the version (see platform/champion_model.py)."""
+    run_id = provenance["mlflow_run_id"]
+    metric = provenance["metric"]
+    tags = {
+        "gansweep.sweep": manifest.name,
+        "gansweep.trial_id": provenance["trial_id"],
+        "gansweep.metric": metric,
+        "gansweep.mode": provenance["mode"],
+        f"gansweep.{metric}": f"{provenance['value']:.6g}",
+        "gansweep.step": str(provenance["step"]),
+    }
+    if "replicated" in provenance:
+        replicated = provenance["replicated"]
+        tags["gansweep.seeds"] = f"{replicated['seeds']}/{replicated['seeds_planned']}"
+        for statistic, value in replicated[metric].items():  # mean, sd, worst
+            tags[f"gansweep.{metric}.{statistic}"] = "" if value is None else f"{value:.6g}"
+    with tempfile.TemporaryDirectory(prefix="gansweep-export-") as scratch:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run_id,
+            artifact_path=GENERATOR_FILE,
+            dst_path=scratch,
+            tracking_uri=manifest.tracking_uri,
         )
-    source = f"{client.get_run(run_id).info.artifact_uri}/{GENERATOR_FILE}"
-    version = client.create_model_version(model_name, source=source, run_id=run_id)
-    client.set_registered_model_alias(model_name, "champion", version.version)
-    return str(version.version)
+        return log_and_register(manifest.tracking_uri, run_id, Path(local), model_name, tags)

@@ -26,6 +26,7 @@ from gansweep.profiling import Profile
 from gansweep.records import ranking
 from gansweep.records.leaderboard import Standings, standings
 from gansweep.records.manifest import LEADERBOARD_FILE, MANIFEST_FILE, SPACE_FILE, Manifest
+from gansweep.records.progress import this_driver
 from gansweep.records.read import child_runs
 from gansweep.records.run_format import TAG_TRIAL_ID
 from gansweep.records.store import check_tracking_store
@@ -46,7 +47,9 @@ log = logging.getLogger(__name__)
 def start(prepared: PreparedSweep) -> Manifest:
     """Create the sweep's folder, MLflow experiment + parent run, and manifest."""
     options = prepared.options
-    prepared.sweep_dir.mkdir(parents=True)
+    # The CLI may have made the folder already, for the driver's log (prepare refused a
+    # folder that existed before).
+    prepared.sweep_dir.mkdir(parents=True, exist_ok=True)
     space_file = prepared.sweep_dir / SPACE_FILE
     space_file.write_text(prepared.space.source)
     recorded = {k: v for k, v in dataclasses.asdict(options).items() if k != "tracking_uri"}
@@ -65,6 +68,7 @@ def start(prepared: PreparedSweep) -> Manifest:
         space_source=prepared.space.source,
         options=dataclasses.asdict(options),
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        driver=this_driver(),
     )
     manifest.save()
     return manifest
@@ -174,6 +178,7 @@ def resume(manifest: Manifest, address: str | None = None) -> Standings:
     init_ray(address or options.address)
     reopen_run(manifest.tracking_uri, manifest.parent_run_id)
     manifest.status = "running"
+    manifest.driver = this_driver()
     manifest.save()
     try:
         if manifest.replication is None:  # the search had not ended

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from gansweep.platform import pbt
 from gansweep.platform.tune_glue import SAMPLERS, SCHEDULERS
 from gansweep.records.manifest import check_sweep_name
 from gansweep.records.store import TrackingError, check_tracking_store, resolve_tracking_uri
@@ -193,9 +194,15 @@ def prepare(options: SweepOptions) -> PreparedSweep:
             f"sampler 'grid' needs a space of choice/int parameters only; space "
             f"{space.name!r} has continuous ones: {', '.join(continuous)}"
         )
-    if options.scheduler not in SCHEDULERS:
+    if options.scheduler not in (*SCHEDULERS, pbt.PBT):
         raise SweepInputError(
-            f"unknown scheduler {options.scheduler!r}; valid: {', '.join(SCHEDULERS)}"
+            f"unknown scheduler {options.scheduler!r}; valid: {', '.join(SCHEDULERS)}, {pbt.PBT}"
+        )
+    if options.scheduler == pbt.PBT and not pbt.mutations(space):
+        raise SweepInputError(
+            f"scheduler 'pbt' needs a searched continuous {', '.join(pbt.SAFE_TO_PERTURB)} "
+            f"(uniform or loguniform, no 'when') to perturb; space {space.name!r} searches: "
+            f"{', '.join(p.name for p in space.params) or 'nothing'}"
         )
     mode = resolve_mode(space, options.metric, options.mode, labelled)
     check_positive("num_samples", options.num_samples)

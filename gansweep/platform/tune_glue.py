@@ -18,9 +18,10 @@ import ray
 from ray import tune
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler, TrialScheduler
-from ray.tune.search import Searcher
+from ray.tune.search import BasicVariantGenerator, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from gansweep.platform import pbt
 from gansweep.records import ranking
 from gansweep.records.manifest import REPLICAS_DIR, Manifest
 from gansweep.records.read import find_trial_run
@@ -246,21 +247,32 @@ def _name_of(trial: Trial) -> str:
 def build_tuner(
     manifest: Manifest, space: SearchSpace, options: SweepOptions
 ) -> tuple[Any, tune.Tuner]:
-    """(trainable, Tuner) of the search: Optuna proposes, the scheduler stops early."""
+    """(trainable, Tuner) of the search: Optuna proposes, the scheduler stops early (or,
+    with PBT, Optuna proposes the initial population and PBT evolves it: see pbt.py)."""
     trainable = _trainable(manifest, options)
-    searcher = ResumableOptunaSearch(
-        space=space.define,
-        metric=options.metric,
-        mode=options.mode,
-        sampler=SAMPLERS[options.sampler](options.seed, options.num_samples),
-        study_name=manifest.study_name,
-        storage=optuna.storages.RDBStorage(manifest.study_storage),
-    )
+    sampler = SAMPLERS[options.sampler](options.seed, options.num_samples)
+    extra: list[tune.Callback] = []
+    param_space: dict[str, Any] | None = None  # OptunaSearch's define-by-run needs none
+    searcher: Searcher | BasicVariantGenerator
+    scheduler: TrialScheduler
+    if options.scheduler == pbt.PBT:  # Optuna proposes the initial population only
+        searcher, tell_optuna, param_space = pbt.search(manifest, space, options, sampler)
+        scheduler, extra = pbt.scheduler(space, scheduler_budget(space)[1]), [tell_optuna]
+    else:
+        searcher = ResumableOptunaSearch(
+            space=space.define,
+            metric=options.metric,
+            mode=options.mode,
+            sampler=sampler,
+            study_name=manifest.study_name,
+            storage=optuna.storages.RDBStorage(manifest.study_storage),
+        )
+        scheduler = SCHEDULERS[options.scheduler](*scheduler_budget(space))
     tune_config = tune.TuneConfig(
         metric=options.metric,
         mode=options.mode,
         search_alg=searcher,
-        scheduler=SCHEDULERS[options.scheduler](*scheduler_budget(space)),
+        scheduler=scheduler,
         num_samples=options.num_samples,
         max_concurrent_trials=options.max_concurrent,
         time_budget_s=options.time_budget,
@@ -270,7 +282,13 @@ def build_tuner(
     )
     storage = Path(manifest.sweep_dir).parent
     run_config = _run_config(manifest, manifest.name, storage, options)
-    return trainable, tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
+    run_config.callbacks = [*(run_config.callbacks or []), *extra]
+    if options.scheduler == pbt.PBT:  # a donor's checkpoint must outlive its next save
+        run_config.checkpoint_config = tune.CheckpointConfig(num_to_keep=pbt.CHECKPOINTS_KEPT)
+    tuner = tune.Tuner(
+        trainable, param_space=param_space, tune_config=tune_config, run_config=run_config
+    )
+    return trainable, tuner
 
 
 def build_replica_tuner(

@@ -5,6 +5,7 @@ after its driver died."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,7 @@ from mlflow import MlflowClient
 from gansweep.records import ranking
 from gansweep.records.manifest import Manifest
 from gansweep.records.read import child_runs, runs_frame, trials_frame
-from gansweep.records.run_format import ROLE_REPLICA, ROLE_TRIAL
+from gansweep.records.run_format import ROLE_REPLICA, ROLE_TRIAL, TAG_CONFIG
 from gansweep.records.store import with_retries
 from gansweep.trainables.config import TrialConfig
 
@@ -105,6 +106,9 @@ def config_from_params(params: dict[str, str]) -> TrialConfig:
 
 
 def run_config(uri: str, run_id: str) -> TrialConfig:
-    """The TrialConfig a run trained with."""
+    """The TrialConfig a run trained with (at its end: PBT may have changed it, see
+    run_format.TAG_CONFIG)."""
     run = with_retries(lambda: MlflowClient(uri).get_run(run_id))
+    if TAG_CONFIG in run.data.tags:
+        return TrialConfig.from_dict(json.loads(run.data.tags[TAG_CONFIG]))
     return config_from_params(run.data.params)

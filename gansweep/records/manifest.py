@@ -51,6 +51,9 @@ class Manifest:
     status: str = "running"  # running | finished | interrupted
     created: str = ""
     replication: Replication | None = None
+    # "<host>:<pid>" of the driver that last ran the sweep: `status` tells a sweep whose
+    # driver died (still marked running) from one that runs.
+    driver: str = ""
 
     @property
     def study_storage(self) -> str:

@@ -30,6 +30,11 @@ TAG_DEVICE = "gansweep.device"  # cpu, cuda:0, ...: where the trial's last attem
 TAG_REPLICA_OF = "replica_of"
 TAG_SEED = "seed"
 TAG_COMBINATION = "combination"
+# PBT (--scheduler pbt): a trial that exploited another one trains that trial's config,
+# perturbed; its run's params (immutable) keep its first config, this tag holds the one it
+# trains with now (JSON), and one tag per perturbation records it (see write.TrialRun).
+TAG_CONFIG = "gansweep.config"
+TAG_PERTURBATION = "gansweep.pbt.step"  # + "<step>" : {"from_trial", "changed"} as JSON
 PARENT_TAG = "mlflow.parentRunId"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"  # the UI's "Model training" view

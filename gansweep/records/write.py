@@ -10,6 +10,7 @@ continued; a metric step the run already has is not logged again.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable
 from functools import partial
@@ -24,6 +25,8 @@ from gansweep.records.run_format import (
     EXPERIMENT_KIND,
     EXPERIMENT_KIND_TAG,
     ROLE_SWEEP,
+    TAG_CONFIG,
+    TAG_PERTURBATION,
     TAG_ROLE,
     TAG_STATUS,
     TAG_SWEEP,
@@ -122,6 +125,24 @@ class TrialRun:
         self.logged_steps.add(step)
         for path in files:
             with_retries(partial(self.client.log_artifact, self.run_id, str(path)))
+
+    def record_perturbation(
+        self, who: TrialIdentity, step: int, donor: str, donor_config: dict, config: dict
+    ) -> None:
+        """PBT restarted this trial from `donor`'s checkpoint at `step` with `config` (the
+        donor's config, perturbed): tag the event (what changed against the donor's
+        config), the config it trains with now, and its axes and combination."""
+        changed = {
+            k: [donor_config.get(k), v] for k, v in config.items() if donor_config.get(k) != v
+        }
+        event = json.dumps({"from_trial": donor, "changed": changed}, sort_keys=True)
+        self.set_tags(
+            {
+                **who.tags(config),
+                f"{TAG_PERTURBATION}{step}": event,
+                TAG_CONFIG: json.dumps(config, sort_keys=True),
+            }
+        )
 
     def set_tags(self, tags: dict[str, str]) -> None:
         batch = [RunTag(k, v) for k, v in tags.items()]

@@ -46,9 +46,13 @@ class CheckpointError(RuntimeError):
     """A checkpoint file that cannot be read back (truncated, corrupted, foreign)."""
 
 
-def save_trial_checkpoint(folder: Path, trainer: GANTrainer, run_id: str, metrics: dict) -> None:
-    """The trainer's full state plus the MLflow run id and the metrics just reported."""
+def save_trial_checkpoint(
+    folder: Path, trainer: GANTrainer, run_id: str, metrics: dict, trial_id: str = ""
+) -> None:
+    """The trainer's full state plus the MLflow run id, the metrics just reported and the
+    trial it belongs to (PBT hands one trial's checkpoint to another)."""
     state = {"trainer": trainer.state_dict(), "mlflow_run_id": run_id, "metrics": metrics}
+    state["trial_id"] = trial_id
     torch.save(state, folder / CHECKPOINT_FILE)
 
 
@@ -98,6 +102,18 @@ def restore_checkpoint(checkpoint: tune.Checkpoint) -> dict[str, Any]:
     raise CheckpointError("no readable checkpoint: " + "; ".join(errors))
 
 
+def restore_trainer(
+    trainer: GANTrainer, saved: dict[str, Any], trial_id: str
+) -> tuple[str | None, str]:
+    """Load a trial checkpoint into `trainer`, with the trainer's own config (its
+    learning rates win over the saved optimizer state). Returns (the MLflow run to
+    continue, the trial the checkpoint came from): a checkpoint of another trial (PBT's
+    exploit) leaves the run None, since this trial keeps its own run."""
+    trainer.load_state_dict(saved["trainer"])
+    donor = saved.get("trial_id") or trial_id
+    return (saved["mlflow_run_id"] if donor == trial_id else None), donor
+
+
 def split_config(config: dict[str, Any]) -> tuple[TrialConfig, str | None]:
     """A Tune config -> (the TrialConfig, the trial id it replicates or None)."""
     values = {k: v for k, v in config.items() if k != REPLICA_KEY}
@@ -119,12 +135,11 @@ def train_gan(config: dict[str, Any], context: SweepRecords) -> None:
         cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
         trainer = GANTrainer(cfg, threads=max(1, int(cpus)))
         trial_id = tune.get_context().get_trial_id()
-        run_id = None
+        run_id, donor = None, None
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:
             saved = restore_checkpoint(checkpoint)
-            trainer.load_state_dict(saved["trainer"])
-            run_id = saved["mlflow_run_id"]
+            run_id, donor = restore_trainer(trainer, saved, trial_id)
     first_step = trainer.step  # a restored trial trains only the steps after this
 
     def record_profile() -> None:
@@ -145,6 +160,9 @@ def train_gan(config: dict[str, Any], context: SweepRecords) -> None:
     with clock.phase("mlflow"):
         who = TrialIdentity(context, trial_id, cfg.combination, replica_of)
         run = TrialRun(who, cfg.model_dump(), run_id)
+        if donor is not None and donor != trial_id:
+            donor_config = saved["trainer"]["config"]
+            run.record_perturbation(who, trainer.step, donor, donor_config, cfg.model_dump())
         # Where this attempt runs: on a cluster, the first thing to know about a failure.
         run.set_tags(
             {TAG_NODE: ray.get_runtime_context().get_node_id(), TAG_DEVICE: str(trainer.device)}
@@ -163,7 +181,7 @@ def train_gan(config: dict[str, Any], context: SweepRecords) -> None:
                 run.log_evaluation(metrics, trainer.step, [samples, generator])
             with clock.phase("checkpoint"):
                 folder = Path(tempfile.mkdtemp(dir=scratch))
-                save_trial_checkpoint(folder, trainer, run.run_id, metrics)
+                save_trial_checkpoint(folder, trainer, run.run_id, metrics, trial_id)
             record_profile()
             # Returns after Tune has persisted the checkpoint; a scheduler that stops the
             # trial ends it here (the driver then closes its MLflow run).

@@ -180,16 +180,14 @@ def test_export_can_register_the_generator_as_champion(finished_sweep):
     exported = yaml.safe_load((cwd / "b.yaml").read_text())
     assert version.run_id == exported["_provenance"]["mlflow_run_id"]
 
-    # The registered file is a weights-only generator that loads back and generates.
-    import torch
+    # The registered version is a pyfunc model that draws samples (more in
+    # test_champion_model.py).
+    import pandas as pd
 
-    from gansweep.trainables.engine import load_generator
-
-    local = mlflow.artifacts.download_artifacts(
-        artifact_uri=version.source, dst_path=str(cwd / "dl"), tracking_uri=manifest["tracking_uri"]
-    )
-    generator = load_generator(local)
-    assert generator(torch.randn(5, exported["z_dim"])).shape == (5, 2)
+    mlflow.set_tracking_uri(manifest["tracking_uri"])
+    model = mlflow.pyfunc.load_model("models:/ring8-gen@champion")
+    assert model.predict(pd.DataFrame({"num_samples": [5], "seed": [0]})).shape == (5, 2)
+    assert version.tags["gansweep.sweep"] == "e2e" and "gansweep.distance.worst" in version.tags
 
 
 # ------------------------------------------------------------------------ bad input
