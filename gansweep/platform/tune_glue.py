@@ -218,6 +218,11 @@ class FixedConfigs(Searcher):
 # its config; tests/platform/test_tune_glue.py checks a reused actor's second trial is
 # bit-identical to a fresh one).
 REUSE_ACTORS = True
+# Except under synchronous HyperBand, which pauses trials at its rungs and resumes them
+# later: with reuse, one of eight runs of the HyperBand sweep in test_tune_glue.py stopped
+# no trial at all (it never did in earlier sessions without reuse). Until that is
+# understood, its trials start fresh actors, as before.
+NO_REUSE_SCHEDULERS = {"hyperband"}
 
 
 def _trainable(manifest: Manifest, options: SweepOptions) -> Any:
@@ -276,7 +281,7 @@ def build_tuner(
         num_samples=options.num_samples,
         max_concurrent_trials=options.max_concurrent,
         time_budget_s=options.time_budget,
-        reuse_actors=REUSE_ACTORS,
+        reuse_actors=REUSE_ACTORS and options.scheduler not in NO_REUSE_SCHEDULERS,
         trial_name_creator=_name_of,
         trial_dirname_creator=_name_of,
     )
