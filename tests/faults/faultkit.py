@@ -101,6 +101,8 @@ class Sweeps:
         self.env = {**os.environ, "RAY_ADDRESS": "local", "RAY_USAGE_STATS_ENABLED": "0"}
 
     def start(self, *args: str, log: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        if args[0] in ("sweep", "resume"):  # Ray's, Tune's and the trials' lines into `log`
+            args = (*args, "--verbose")  # too (else driver.log): the checks read them there
         with (self.cwd / log).open("w") as out:
             proc = subprocess.Popen(
                 [*GANSWEEP, *args], cwd=self.cwd, env={**self.env, **(env or {})}, stdout=out,
