@@ -39,7 +39,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from gansweep.trainables.config import TrialConfig
 from gansweep.trainables.engine import GANTrainer, default_threads
 
 TORCH_DEFAULT_THREADS = torch.get_num_threads()  # before anything changes it
@@ -131,7 +130,7 @@ def steps_per_second_for(step, seconds: float) -> float:
 def under_load(rounds: int, seconds: float) -> None:
     """Solo against beside busy processes, for the engine and for `gansweep train`."""
     for name, config in CASES.items():
-        policy = default_threads(TrialConfig.from_dict(config))
+        policy = default_threads(GANTrainer(config).data.shape)
         for label, threads in [("policy", policy), ("torch_default", TORCH_DEFAULT_THREADS)]:
             torch.set_num_threads(threads)
             trainer = GANTrainer(dict(config, steps=10**9))

@@ -88,7 +88,7 @@ def train(
         "--threads",
         min=1,
         help="Torch's CPU threads.",
-        show_default="1 for the 2-D MLP, up to 4 for image networks",
+        show_default="1 for 2-D data and images up to 16 px, else up to 4",
     ),
 ) -> None:
     """Train one GAN and write metrics.json, samples.png, checkpoint.pt and generator.pt."""
@@ -104,12 +104,14 @@ def train(
     try:
         cfg = read_config(config, overrides)
         # Loads and checks the data and the weights: every problem before the first step.
-        trainer = GANTrainer(cfg, threads=threads or default_threads(cfg))
+        trainer = GANTrainer(cfg, threads=threads)
     except (ConfigError, DataUnavailableError, InceptionWeightsError) as err:
         raise fail(str(err)) from None
     except RuntimeError as err:  # e.g. device cuda requested where none is visible
         raise fail(str(err)) from None
 
+    if threads is None:  # what fits the model, known once the data is loaded
+        torch.set_num_threads(default_threads(trainer.data.shape))
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = out or Path("runs") / f"{cfg.dataset}-{cfg.combination}-{stamp}"
     out.mkdir(parents=True, exist_ok=True)

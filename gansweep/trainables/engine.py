@@ -56,16 +56,21 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def default_threads(cfg: TrialConfig) -> int:
+SMALL_IMAGE = 16  # pixels a side: up to this, a network's step is too small to split
+
+
+def default_threads(data_shape: tuple[int, ...]) -> int:
     """Torch's intra-op threads for a run that was not told how many CPUs it has.
 
-    A 2-D MLP step is a few small matrix products: split over threads it only adds
-    synchronization, and beside any other busy process torch's default (one thread per
-    core) collapses (benchmarks/engine_overhead.py --under-load measures it). Image
-    networks have convolutions worth splitting: up to 4 threads, no more than the cores
-    this process may run on.
+    Small steps (2-D points, images up to 16 pixels) gain little from threads and, beside
+    any other busy process, torch's default of one thread per core collapses: on 2 cores
+    beside 2 busy processes a DCGAN on 8-pixel digits kept 0.59 of its solo speed with
+    1 thread and 0.17 with 2, which were only 13 % faster alone
+    (benchmarks/engine_overhead.py --under-load). Larger images have convolutions worth
+    splitting (32 pixels: 2 threads 1.9x as fast alone): up to 4 threads, no more than the
+    cores this process may run on.
     """
-    if cfg.architecture == "mlp":
+    if len(data_shape) < 3 or data_shape[-1] <= SMALL_IMAGE:
         return 1
     return max(1, min(4, len(os.sched_getaffinity(0))))
 
@@ -93,7 +98,8 @@ class GANTrainer:
 
     def __init__(self, config: TrialConfig | dict[str, Any], threads: int | None = None):
         """threads: torch's intra-op threads for this process (a Ray trial: its CPUs;
-        `gansweep train`: --threads or default_threads). None leaves torch's setting."""
+        `gansweep train`: --threads). None leaves torch's setting (`gansweep train` then
+        sets default_threads(data shape))."""
         cfg = config if isinstance(config, TrialConfig) else TrialConfig.from_dict(config)
         self.config = cfg
         if threads is not None:

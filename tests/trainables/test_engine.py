@@ -2,13 +2,14 @@
 
 import io
 import math
+import os
 
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from gansweep.trainables.config import TrialConfig
-from gansweep.trainables.engine import GANTrainer
+from gansweep.trainables.engine import GANTrainer, default_threads
 from gansweep.trainables.losses import LOSSES
 from gansweep.trainables.metrics import DIVERGED_DISTANCE
 from gansweep.trainables.optimizers import OPTIMIZERS
@@ -335,3 +336,19 @@ def test_a_checkpoint_from_another_device_type_continues_deterministically():
         trainer.train_step()
         runs.append(trainer.state_dict())
     assert_states_equal(runs[0], runs[1])
+
+
+def test_the_default_threads_fit_the_model_size():
+    cores = len(os.sched_getaffinity(0))
+    assert default_threads((2,)) == 1  # 2-D points: the MLP's step is too small to split
+    assert default_threads((1, 8, 8)) == default_threads((3, 16, 16)) == 1
+    assert default_threads((3, 32, 32)) == min(4, cores)
+
+
+def test_a_trainer_given_threads_sets_torchs_threads():
+    before = torch.get_num_threads()
+    try:
+        GANTrainer(TINY, threads=2)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
