@@ -65,8 +65,8 @@ def default_threads(data_shape: tuple[int, ...]) -> int:
     Small steps (2-D points, images up to 16 pixels) gain little from threads and, beside
     any other busy process, torch's default of one thread per core collapses: on 2 cores
     beside 2 busy processes a DCGAN on 8-pixel digits kept 0.59 of its solo speed with
-    1 thread and 0.17 with 2, which were only 13 % faster alone
-    (benchmarks/engine_overhead.py --under-load). Larger images have convolutions worth
+    1 thread and 0.17-0.22 with 2, which were 13-53 % faster alone (two runs of
+    benchmarks/engine_overhead.py --under-load). Larger images have convolutions worth
     splitting (32 pixels: 2 threads 1.9x as fast alone): up to 4 threads, no more than the
     cores this process may run on.
     """
