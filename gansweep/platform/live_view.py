@@ -126,16 +126,18 @@ class LiveView:
 
     def _print_events(self, now: SweepProgress) -> None:
         """One line per trial or replica that ended since the last poll."""
-        counts = {
-            "trial": f"{now.done}/{now.planned} trials",
-            "replica": f"{now.replicas_done}/{now.replicas_planned} replicas",
-        }
+        planned = {"trial": now.planned, "replica": now.replicas_planned}
         for row in now.ended:
             if self.seen.get(row.name) == row.status:
                 continue
+            # Numbered by the lines printed, not by the count at this poll: two trials
+            # that end between two polls get two numbers.
+            ended = sum(1 for r in now.ended if r.role == row.role and r.name in self.seen)
+            ended += row.name not in self.seen
             self.seen[row.name] = row.status
+            count = f"{ended}/{planned[row.role]} {row.role}s"
             self.console.print(
-                f"[{counts[row.role]}] {row.name}: {row.status} at step {row.step}/{row.steps}, "
+                f"[{count}] {row.name}: {row.status} at step {row.step}/{row.steps}, "
                 f"{now.metric} {_value(row.value)}",
                 markup=False,
                 highlight=False,

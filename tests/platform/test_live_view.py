@@ -35,7 +35,9 @@ def test_a_non_interactive_view_prints_one_line_per_ended_run_once(tmp_path):
     view._poll()  # nothing new: nothing printed
     lines = out.getvalue().splitlines()
     assert len(lines) == 6
-    assert all(line.startswith("[6/") and " at step " in line for line in lines)
+    # Six runs that ended between two polls: numbered 1 to 6, not all "6".
+    assert [line.split("/")[0] for line in lines] == [f"[{i}" for i in range(1, 7)]
+    assert all(" at step " in line for line in lines)
     # A trial that ends after the last poll gets its line at the next one.
     cfg = TrialConfig(dataset="ring8", steps=1500, eval_every=500)
     run = TrialRun(
@@ -48,6 +50,7 @@ def test_a_non_interactive_view_prints_one_line_per_ended_run_once(tmp_path):
     view._poll()
     last = out.getvalue().splitlines()[-1]
     assert "bbbb0001: stopped_early at step 500/1500, distance 0.25" in last
+    assert last.startswith("[7/")
 
 
 def test_the_rendered_view_has_the_progress_line_and_table(tmp_path):
