@@ -2,9 +2,10 @@
 
 Set the environment variable GANSWEEP_PROFILE to a file path before a sweep starts: the
 driver and every trial (Ray's local workers inherit the driver's environment) then append
-one JSON line each to it when they end, with wall-clock start and end and the seconds
-spent in each named phase. Unset, a Profile only adds up a few perf_counter() readings and
-writes nothing.
+one JSON line each to it when they end, with wall-clock start and end, the seconds
+spent in each named phase, and the CPU seconds the process used in it (all its threads:
+a phase with less CPU than wall time waited, or other processes held the core). Unset,
+a Profile only adds up a few clock readings and writes nothing.
 """
 
 from __future__ import annotations
@@ -27,17 +28,20 @@ class Profile:
         self.who = who
         self.start = time.time()
         self.phases: dict[str, float] = defaultdict(float)
+        self.cpu: dict[str, float] = defaultdict(float)
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), time.process_time()
         try:
             yield
         finally:
             self.phases[name] += time.perf_counter() - began
+            self.cpu[name] += time.process_time() - began_cpu
 
-    def add(self, name: str, seconds: float) -> None:
+    def add(self, name: str, seconds: float, cpu_seconds: float = 0.0) -> None:
         self.phases[name] += seconds
+        self.cpu[name] += cpu_seconds
 
     def write(self, **extra: Any) -> None:
         """Append this profile as one JSON line to $GANSWEEP_PROFILE (if it is set)."""
@@ -50,6 +54,7 @@ class Profile:
             "start": self.start,
             "end": time.time(),
             "phases": dict(self.phases),
+            "cpu": dict(self.cpu),
             **extra,
         }
         # One write() of a short line in append mode: lines of concurrent trials on one

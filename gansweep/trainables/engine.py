@@ -143,6 +143,7 @@ class GANTrainer:
         self._loss_sums = torch.zeros(2, dtype=torch.float64, device=self.device)
         self._loss_count = 0
         self.seconds_evaluating = 0.0  # inside evaluations(): what the training loop paid
+        self.cpu_seconds_evaluating = 0.0  # the same, in this process's CPU time
 
     # ---------------------------------------------------------------------- training
 
@@ -173,9 +174,10 @@ class GANTrainer:
             if on_step is not None:
                 on_step(self.step)
             if self.step % self.config.eval_every == 0 or self.step >= self.config.steps:
-                began = time.perf_counter()
+                began, began_cpu = time.perf_counter(), time.process_time()
                 metrics = self.evaluate()
                 self.seconds_evaluating += time.perf_counter() - began
+                self.cpu_seconds_evaluating += time.process_time() - began_cpu
                 yield metrics
 
     def _noise(self, n: int) -> tuple[Tensor, Tensor | None]:

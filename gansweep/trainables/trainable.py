@@ -144,12 +144,15 @@ def train_gan(config: dict[str, Any], context: SweepRecords) -> None:
 
     def record_profile() -> None:
         """Cumulative, written before each report: Tune may stop the trial inside one."""
-        phases = dict(clock.phases)
+        phases, cpu = dict(clock.phases), dict(clock.cpu)
         loop = phases.pop("train+evaluate", 0.0)  # the engine's loop: steps + evaluate()
         phases["train"] = loop - trainer.seconds_evaluating
         phases["metrics"] = trainer.seconds_evaluating
+        cpu["train"] = cpu.pop("train+evaluate", 0.0) - trainer.cpu_seconds_evaluating
+        cpu["metrics"] = trainer.cpu_seconds_evaluating
         clock.write(
             phases=phases,
+            cpu=cpu,
             trial_id=trial_id,
             first_step=first_step,
             steps=trainer.step,
@@ -169,9 +172,11 @@ def train_gan(config: dict[str, Any], context: SweepRecords) -> None:
         )
     with tempfile.TemporaryDirectory(prefix="gansweep-") as scratch_dir:
         scratch = Path(scratch_dir)
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), time.process_time()
         for metrics in trainer.evaluations():
-            clock.add("train+evaluate", time.perf_counter() - began)
+            clock.add(
+                "train+evaluate", time.perf_counter() - began, time.process_time() - began_cpu
+            )
             with clock.phase("generator_file"):
                 generator = scratch / GENERATOR_FILE
                 torch.save(trainer.generator_state_dict(), generator)
@@ -188,7 +193,7 @@ def train_gan(config: dict[str, Any], context: SweepRecords) -> None:
             with clock.phase("report"):
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
                 shutil.rmtree(folder)  # Tune has its own copy now
-            began = time.perf_counter()
+            began, began_cpu = time.perf_counter(), time.process_time()
     with clock.phase("mlflow"):
         run.finish(trial_outcome(trainer.step, cfg.steps, trainer.diverged))
     record_profile()
