@@ -8,7 +8,6 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 from torch import Tensor
-from torchvision.utils import save_image
 
 from gansweep.trainables.data import MixtureData
 from gansweep.trainables.engine import GANTrainer
@@ -35,6 +34,10 @@ def save_samples(trainer: GANTrainer, path: str | Path) -> Path:
         k = trainer.num_classes
         columns = k if 0 < k <= 8 else 8
         fake, _ = trainer.generate(columns * (GRID_IMAGES // columns))
+        # Deferred: importing torchvision imports all its models and torch._dynamo, 1.5 s
+        # that every trial process (and the driver) paid, on 2-D data for nothing.
+        from torchvision.utils import save_image
+
         save_image(upscaled(fake.float().cpu()), path, nrow=columns, normalize=True,
                    value_range=(-1, 1))  # fmt: skip
     return path
