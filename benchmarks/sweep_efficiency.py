@@ -121,9 +121,37 @@ def ideal_seconds(trials: list[dict[str, Any]], concurrent: int, threads: int) -
     return sum(times) / (concurrent * threads)
 
 
+def idle_after_last_start(trials: list[dict[str, Any]], slots: int) -> float:
+    """Slot-seconds idle after the last trial started: the sweep had nothing left to
+    start, so no overhead of the platform explains them (the last trials running alone).
+    """
+    begin, end = max(t["start"] for t in trials), max(t["end"] for t in trials)
+    running = sum(min(t["end"], end) - max(t["start"], begin) for t in trials if t["end"] > begin)
+    return slots * (end - begin) - running
+
+
+# A fixed job timed before each sweep and after its replays, 2 at a time: these shared
+# machines change speed by 10 % from one minute to the next, and the replays run minutes
+# after the sweep. A round whose reference moved much is a noisy round.
+REFERENCE = (
+    {"dataset": "ring8", "architecture": "mlp", "loss": "ns", "penalty": "gp",
+     "penalty_weight": 1.0, "n_critic": 1, "optimizer": "adam", "lr_g": 1e-3, "lr_d": 1e-3},
+    600,
+)  # fmt: skip
+
+
+def reference_speed(concurrent: int) -> float:
+    """Steps per second of REFERENCE, `concurrent` copies at a time (median copy)."""
+    config, steps = REFERENCE
+    with multiprocessing.get_context("spawn").Pool(concurrent) as pool:
+        times = pool.map(replay, [(config, steps, 1)] * concurrent, chunksize=1)
+    return steps / statistics.median(times)
+
+
 def one_round(
     workdir: Path, args: argparse.Namespace, index: int, side: str, code: Path | None
 ) -> dict[str, Any]:
+    reference_before = reference_speed(args.max_concurrent)
     launched = time.time()
     wall, profile, output = run_command(workdir, args, f"eff-{side}-{index}", code)
     driver, trials = read_profile(profile)
@@ -132,10 +160,13 @@ def one_round(
     window = last - first
     threads = 1  # the sweep's default --cpus-per-trial; Ray sets OMP_NUM_THREADS from it
     ideal = ideal_seconds(trials, args.max_concurrent, threads)
+    reference_after = reference_speed(args.max_concurrent)
 
     inside = sum(t["end"] - t["start"] for t in trials)
     trial_phases = {p: round(sum(t["phases"].get(p, 0.0) for t in trials), 2) for p in TRIAL_PHASES}
     accounted = sum(trial_phases.values())
+    alone = idle_after_last_start(trials, args.max_concurrent)
+    train_cpu = sum(t.get("cpu", {}).get("train", 0.0) for t in trials)
     return {
         "round": index,
         "code": side,
@@ -144,22 +175,34 @@ def one_round(
         "ideal_s": round(ideal, 1),
         "trials_window_s": round(window, 1),
         "command_wall_s": round(wall, 1),
+        # REFERENCE's steps/s before the sweep and after the replays: equal on a steady
+        # machine.
+        "reference_steps_per_s": [round(reference_before, 1), round(reference_after, 1)],
         "trials": len(trials),
         "steps_trained": sum(t["steps"] - t["first_step"] for t in trials),
         "output_lines": len(output.read_text().splitlines()),
+        "before_first_trial_s": round(first - launched, 1),
+        "after_last_trial_s": round(launched + wall - last, 1),
         "driver": {
             "python_and_imports": round(driver["start"] - launched, 2),
             **{p: round(driver["phases"].get(p, 0.0), 2) for p in DRIVER_PHASES},
+            "exit": round(launched + wall - driver["end"], 2),
         },
+        # CPU seconds of the driver's process (all its threads) in each phase.
+        "driver_cpu": {p: round(v, 2) for p, v in driver.get("cpu", {}).items()},
+        # Training's CPU time over its wall time inside the trials: below 1, other
+        # processes (the driver, Ray's) held the core.
+        "train_cpu_share": round(train_cpu / max(trial_phases["train"], 1e-9), 3),
         "trials_sum": {
             **trial_phases,
             "other_inside_trial": round(inside - accounted, 2),
             # Slots idle between one trial's end and the next one's start on the same
             # slot: actor start-up, the driver's scheduling, Ray's bookkeeping.
-            "between_trials": round(args.max_concurrent * window - inside, 2),
+            "between_trials": round(args.max_concurrent * window - inside - alone, 2),
+            "slot_idle_at_the_end": round(alone, 2),
         },
         "between_trials_per_trial_s": round(
-            (args.max_concurrent * window - inside) / len(trials), 2
+            (args.max_concurrent * window - inside - alone) / len(trials), 2
         ),
     }
 
