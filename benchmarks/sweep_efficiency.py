@@ -61,8 +61,10 @@ def run_command(
     profile file, its output file)."""
     profile = workdir / f"{name}.profile.jsonl"
     output = workdir / f"{name}.out"
+    # `python -m`, not the console script: installed for this checkout, it may name an
+    # entry point the baseline does not have. Each version runs its own __main__.
     command = [
-        str(Path(sys.executable).parent / "gansweep"), "sweep",
+        sys.executable, "-m", "gansweep.platform.cli", "sweep",
         "--space", args.space,
         "--num-samples", str(args.num_samples),
         "--max-concurrent", str(args.max_concurrent),
