@@ -79,7 +79,11 @@ def run_command(
         env["PYTHONPATH"] = str(code)
     began = time.time()
     with output.open("w") as out:
-        subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env=env, check=True)
+        # In the work folder: `python -m` puts the current folder first on sys.path, and
+        # a checkout's own folder there would shadow the baseline's PYTHONPATH.
+        subprocess.run(
+            command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir, check=True
+        )
     return time.time() - began, profile, output
 
 
