@@ -561,9 +561,9 @@ def main() -> None:
 
     After a command, Python spends 1.2-2.3 s (measured) freeing the modules of torch, Ray
     and MLflow, which a user waits for and nothing needs. Everything a command writes is
-    written by then: the threads that are not daemons are joined and the exit handlers
-    (MLflow's, Ray's and logging's flushes among them) run, as in a normal exit; then
-    the process ends. An unexpected exception still ends the normal way, with its
+    written by then: thread pools are stopped, the threads that are not daemons joined
+    and the exit handlers (MLflow's, Ray's and logging's flushes among them) run, as in
+    a normal exit; then the process ends. An unexpected exception still ends the normal way, with its
     traceback.
     """
     try:
@@ -571,9 +571,10 @@ def main() -> None:
         code: int | str | None = 0
     except SystemExit as done:  # typer ends every command with one
         code = done.code
-    for thread in threading.enumerate():
-        if thread is not threading.main_thread() and not thread.daemon:
-            thread.join()
+    # The interpreter's own first steps at exit, in its order: stop the thread pools
+    # (their workers are not daemons: joined before they are told to stop, they wait
+    # forever), join the threads that are not daemons, run the exit handlers.
+    threading._shutdown()  # type: ignore[attr-defined]
     atexit._run_exitfuncs()
     if isinstance(code, str):  # what sys.exit("message") does
         print(code, file=sys.stderr)
