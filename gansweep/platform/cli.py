@@ -563,8 +563,8 @@ def main() -> None:
     and MLflow, which a user waits for and nothing needs. Everything a command writes is
     written by then: thread pools are stopped, the threads that are not daemons joined
     and the exit handlers (MLflow's, Ray's and logging's flushes among them) run, as in
-    a normal exit; then the process ends. An unexpected exception still ends the normal way, with its
-    traceback.
+    a normal exit; then the process ends. An unexpected exception still ends the normal
+    way, with its traceback.
     """
     try:
         app()
