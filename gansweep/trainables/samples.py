@@ -34,8 +34,8 @@ def save_samples(trainer: GANTrainer, path: str | Path) -> Path:
         k = trainer.num_classes
         columns = k if 0 < k <= 8 else 8
         fake, _ = trainer.generate(columns * (GRID_IMAGES // columns))
-        # Deferred: importing torchvision imports all its models and torch._dynamo, 1.5 s
-        # that every trial process (and the driver) paid, on 2-D data for nothing.
+        # Deferred: importing torchvision imports all its models and, through them,
+        # torch._dynamo: 1.2-1.7 s the driver paid at every sweep, for nothing on 2-D data.
         from torchvision.utils import save_image
 
         save_image(upscaled(fake.float().cpu()), path, nrow=columns, normalize=True,
