@@ -178,6 +178,9 @@ def one_round(
     trial_phases = {p: round(sum(t["phases"].get(p, 0.0) for t in trials), 2) for p in TRIAL_PHASES}
     accounted = sum(trial_phases.values())
     alone = idle_after_last_start(trials, args.max_concurrent)
+    # Slots idle between one trial's end and the next one's start on the same slot:
+    # actor start-up, the driver's scheduling, Ray's bookkeeping.
+    between = args.max_concurrent * window - inside - alone
     train_cpu = sum(t.get("cpu", {}).get("train", 0.0) for t in trials)
     return {
         "round": index,
@@ -211,14 +214,10 @@ def one_round(
         "trials_sum": {
             **trial_phases,
             "other_inside_trial": round(inside - accounted, 2),
-            # Slots idle between one trial's end and the next one's start on the same
-            # slot: actor start-up, the driver's scheduling, Ray's bookkeeping.
-            "between_trials": round(args.max_concurrent * window - inside - alone, 2),
+            "between_trials": round(between, 2),
             "slot_idle_at_the_end": round(alone, 2),
         },
-        "between_trials_per_trial_s": round(
-            (args.max_concurrent * window - inside - alone) / len(trials), 2
-        ),
+        "between_trials_per_trial_s": round(between / len(trials), 2),
     }
 
 
