@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 from ray import tune
 
 from gansweep.platform.sweep_input import SweepOptions
@@ -50,9 +51,10 @@ def plan(manifest: Manifest, top: int, seeds: int) -> Replication:
 
 
 def replica_configs(manifest: Manifest, replication: Replication) -> list[dict[str, Any]]:
-    """One complete Tune config per (trial, seed) that has no finished replica yet, trial
-    by trial, best first. (A replication whose Tune experiment was never saved, its
-    driver killed in its first seconds, starts again without redoing finished seeds.)"""
+    """One complete Tune config per (trial, seed) that has no finished replica yet, the
+    longest first (see longest_first). (A replication whose Tune experiment was never
+    saved, its driver killed in its first seconds, starts again without redoing finished
+    seeds.)"""
     ranked = standings(manifest)
     trials = ranked.trials.set_index("trial_id")
     replicas = ranked.replicas
@@ -66,7 +68,27 @@ def replica_configs(manifest: Manifest, replication: Replication) -> list[dict[s
             for seed in replication.seeds
             if (trial_id, str(seed)) not in done
         ]
-    return configs
+    return longest_first(configs, expected_seconds(trials.loc[replication.trial_ids]))
+
+
+def expected_seconds(trials: pd.DataFrame) -> dict[str, float]:
+    """trial_id -> the seconds one replica of it should take: the trial's own seconds per
+    step, which the trial ran on the same machines, times its planned steps (a trial
+    stopped early trained fewer). Indexed by trial_id, with trials_frame's columns."""
+    per_step = trials["seconds"] / trials["step"].clip(lower=1)
+    return (per_step * trials["planned_steps"]).fillna(0.0).to_dict()
+
+
+def longest_first(configs: list[dict[str, Any]], seconds: dict[str, float]) -> list[dict[str, Any]]:
+    """The replicas in the order Tune should start them: the longest first (LPT).
+
+    Replicas run a few at a time and the slots take the next one as they free up. Started
+    best first, the seeds of a slow config ranked last (on ring8 a gradient penalty with
+    3 D steps per G step takes over 3x a plain config's time) ran at the end, one of them
+    alone while the other slots had nothing left to start; started longest first, the
+    slots end within about the shortest replica of each other. Stable: replicas of equal
+    length keep the best first."""
+    return sorted(configs, key=lambda config: -seconds.get(config[REPLICA_KEY], 0.0))
 
 
 def check_request(manifest: Manifest, top: int, seeds: int) -> None:
