@@ -17,8 +17,10 @@ sweep ran (same machine, same process conditions, right after the sweep).
 Besides: `efficiency_without_idle_end` (the window less the slot-seconds idle after the
 last trial started, when the sweep had nothing left to start: a diagnostic of the
 platform's own overhead, not the target), the CPU share of training inside the trials,
-the driver's CPU per phase, and a fixed reference job's speed before and after each round
-(the machine's drift).
+the driver's CPU per phase, a fixed reference job's speed before and after each round
+(the machine's drift), and under `phases` the search's and the replication's figures
+each on its own window (with --replicate-top 0, the default here, the search is the
+whole; `--replicate-top 3` measures the command as a user runs it by default).
 
 Evaluations count as overhead here: the metrics are needed, but they are not training,
 and their cost is one of the levers. Prints one JSON line per round with the breakdown
@@ -50,6 +52,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from gansweep.trainables.trainable import REPLICA_KEY
 
 TARGETS = {"efficiency": 0.85, "efficiency_total": 0.70}
 # Phases of a trial, in the order they happen (gansweep/trainables/trainable.py).
@@ -124,13 +128,17 @@ def replay(job: tuple[dict[str, Any], int, int]) -> float:
     return time.perf_counter() - began
 
 
-def ideal_seconds(trials: list[dict[str, Any]], concurrent: int, threads: int) -> float:
+def replay_seconds(trials: list[dict[str, Any]], concurrent: int, threads: int) -> list[float]:
+    """The engine-alone seconds of every trial's training, in the order of `trials`."""
     jobs = [(t["config"], t["steps"] - t["first_step"], threads) for t in trials]
     # Longest first, so the pool's last job is short and the cores stay busy.
-    jobs.sort(key=lambda job: -job[1])
+    order = sorted(range(len(jobs)), key=lambda i: -jobs[i][1])
     with multiprocessing.get_context("spawn").Pool(concurrent) as pool:
-        times = pool.map(replay, jobs, chunksize=1)
-    return sum(times) / (concurrent * threads)
+        times = pool.map(replay, [jobs[i] for i in order], chunksize=1)
+    seconds = [0.0] * len(jobs)
+    for i, took in zip(order, times, strict=True):
+        seconds[i] = took
+    return seconds
 
 
 def idle_after_last_start(trials: list[dict[str, Any]], slots: int) -> float:
@@ -160,6 +168,22 @@ def reference_speed(concurrent: int) -> float:
     return steps / statistics.median(times)
 
 
+def phase_figures(trials: list[dict[str, Any]], seconds: list[float], slots: int) -> dict:
+    """One phase's trials (the search's, or the replication's) on their own: from its
+    first trial's start to its last trial's end."""
+    window = max(t["end"] for t in trials) - min(t["start"] for t in trials)
+    ideal = sum(seconds) / slots
+    alone = idle_after_last_start(trials, slots)
+    return {
+        "trials": len(trials),
+        "efficiency": round(ideal / window, 3),
+        "efficiency_without_idle_end": round(ideal / (window - alone / slots), 3),
+        "ideal_s": round(ideal, 1),
+        "window_s": round(window, 1),
+        "slot_idle_at_the_end": round(alone, 2),
+    }
+
+
 def one_round(
     workdir: Path, args: argparse.Namespace, index: int, side: str, code: Path | None
 ) -> dict[str, Any]:
@@ -171,8 +195,20 @@ def one_round(
     last = max(t["end"] for t in trials)
     window = last - first
     threads = 1  # the sweep's default --cpus-per-trial; Ray sets OMP_NUM_THREADS from it
-    ideal = ideal_seconds(trials, args.max_concurrent, threads)
+    seconds = replay_seconds(trials, args.max_concurrent, threads)
+    ideal = sum(seconds) / (args.max_concurrent * threads)
     reference_after = reference_speed(args.max_concurrent)
+    # The search's trials and the replication's (a replica's config names the trial it
+    # replicates), each phase on its own; with --replicate-top 0 the search is all.
+    phases: dict[str, dict[str, Any]] = {}
+    for phase, is_replica in [("search", False), ("replication", True)]:
+        chosen = [i for i, t in enumerate(trials) if (REPLICA_KEY in t["config"]) == is_replica]
+        if chosen:
+            phases[phase] = phase_figures(
+                [trials[i] for i in chosen],
+                [seconds[i] for i in chosen],
+                args.max_concurrent * threads,
+            )
 
     inside = sum(t["end"] - t["start"] for t in trials)
     trial_phases = {p: round(sum(t["phases"].get(p, 0.0) for t in trials), 2) for p in TRIAL_PHASES}
@@ -218,6 +254,7 @@ def one_round(
             "slot_idle_at_the_end": round(alone, 2),
         },
         "between_trials_per_trial_s": round(between / len(trials), 2),
+        "phases": phases,
     }
 
 
@@ -256,6 +293,10 @@ def main() -> None:
         for key in ["efficiency", "efficiency_total", "efficiency_without_idle_end",
                     "command_wall_s", "trials_window_s"]:  # fmt: skip
             summary[key + "_median"] = statistics.median(r[key] for r in records)
+        for phase in ["search", "replication"]:
+            if all(phase in r["phases"] for r in records):
+                efficiencies = [r["phases"][phase]["efficiency"] for r in records]
+                summary[f"{phase}_efficiency_median"] = statistics.median(efficiencies)
         summary["targets"] = TARGETS
         summary["workdir"] = str(workdir)
         print(json.dumps(summary), flush=True)
