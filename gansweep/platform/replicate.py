@@ -86,8 +86,8 @@ def longest_first(configs: list[dict[str, Any]], seconds: dict[str, float]) -> l
     best first, the seeds of a slow config ranked last (on ring8 a gradient penalty with
     3 D steps per G step takes over 3x a plain config's time) ran at the end, one of them
     alone while the other slots had nothing left to start; started longest first, the
-    slots end within about the shortest replica of each other. Stable: replicas of equal
-    length keep the best first."""
+    replicas left for the end are the short ones, so the slots end close together. Stable:
+    replicas of equal length keep the best first."""
     return sorted(configs, key=lambda config: -seconds.get(config[REPLICA_KEY], 0.0))
 
 
