@@ -1,5 +1,7 @@
 """Shared test set-up."""
 
+import signal
+
 import pytest
 import torch
 
@@ -18,3 +20,17 @@ def _one_torch_thread():
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Feature nets and data caches go to one temporary folder for the whole session."""
     monkeypatch.setenv("GANSWEEP_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _ctrl_c_reaches_the_commands_started():
+    """Tests send SIGINT to the commands they start, as a terminal's Ctrl-C does. A shell
+    starts a background job (`make test-slow &`) with SIGINT ignored, its children inherit
+    that and Python keeps an inherited SIG_IGN: the Ctrl-C tests of `sweep` and `ui` then
+    failed, their command never seeing the signal. With a handler here, the children
+    start with SIGINT at its default."""
+    inherited = signal.getsignal(signal.SIGINT)
+    if inherited == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, inherited)
