@@ -39,10 +39,6 @@ class Profile:
             self.phases[name] += time.perf_counter() - began
             self.cpu[name] += time.process_time() - began_cpu
 
-    def add(self, name: str, seconds: float, cpu_seconds: float = 0.0) -> None:
-        self.phases[name] += seconds
-        self.cpu[name] += cpu_seconds
-
     def write(self, **extra: Any) -> None:
         """Append this profile as one JSON line to $GANSWEEP_PROFILE (if it is set)."""
         path = os.environ.get(PROFILE_ENV)

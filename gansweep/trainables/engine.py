@@ -23,7 +23,6 @@ import copy
 import hashlib
 import math
 import os
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from gansweep.profiling import Profile
 from gansweep.trainables.augment import augment
 from gansweep.trainables.config import TrialConfig
 from gansweep.trainables.data import load_dataset
@@ -142,8 +142,8 @@ class GANTrainer:
         self._all_finite = torch.ones((), dtype=torch.bool, device=self.device)
         self._loss_sums = torch.zeros(2, dtype=torch.float64, device=self.device)
         self._loss_count = 0
-        self.seconds_evaluating = 0.0  # inside evaluations(): what the training loop paid
-        self.cpu_seconds_evaluating = 0.0  # the same, in this process's CPU time
+        # Wall and CPU seconds of evaluate() inside evaluations(): what the loop paid.
+        self.timings = Profile("engine")
 
     # ---------------------------------------------------------------------- training
 
@@ -174,10 +174,8 @@ class GANTrainer:
             if on_step is not None:
                 on_step(self.step)
             if self.step % self.config.eval_every == 0 or self.step >= self.config.steps:
-                began, began_cpu = time.perf_counter(), time.process_time()
-                metrics = self.evaluate()
-                self.seconds_evaluating += time.perf_counter() - began
-                self.cpu_seconds_evaluating += time.process_time() - began_cpu
+                with self.timings.phase("evaluate"):
+                    metrics = self.evaluate()
                 yield metrics
 
     def _noise(self, n: int) -> tuple[Tensor, Tensor | None]:

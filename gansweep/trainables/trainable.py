@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -145,11 +144,11 @@ def train_gan(config: dict[str, Any], context: SweepRecords) -> None:
     def record_profile() -> None:
         """Cumulative, written before each report: Tune may stop the trial inside one."""
         phases, cpu = dict(clock.phases), dict(clock.cpu)
-        loop = phases.pop("train+evaluate", 0.0)  # the engine's loop: steps + evaluate()
-        phases["train"] = loop - trainer.seconds_evaluating
-        phases["metrics"] = trainer.seconds_evaluating
-        cpu["train"] = cpu.pop("train+evaluate", 0.0) - trainer.cpu_seconds_evaluating
-        cpu["metrics"] = trainer.cpu_seconds_evaluating
+        engine = trainer.timings
+        for ours, its in ((phases, engine.phases), (cpu, engine.cpu)):
+            ours["metrics"] = its.get("evaluate", 0.0)
+            # The engine's loop: its steps and evaluate().
+            ours["train"] = ours.pop("train+evaluate", 0.0) - ours["metrics"]
         clock.write(
             phases=phases,
             cpu=cpu,
@@ -172,11 +171,12 @@ def train_gan(config: dict[str, Any], context: SweepRecords) -> None:
         )
     with tempfile.TemporaryDirectory(prefix="gansweep-") as scratch_dir:
         scratch = Path(scratch_dir)
-        began, began_cpu = time.perf_counter(), time.process_time()
-        for metrics in trainer.evaluations():
-            clock.add(
-                "train+evaluate", time.perf_counter() - began, time.process_time() - began_cpu
-            )
+        evaluations = trainer.evaluations()
+        while True:
+            with clock.phase("train+evaluate"):  # a generator: timed one next() at a time
+                metrics = next(evaluations, None)
+            if metrics is None:
+                break
             with clock.phase("generator_file"):
                 generator = scratch / GENERATOR_FILE
                 torch.save(trainer.generator_state_dict(), generator)
@@ -193,7 +193,6 @@ def train_gan(config: dict[str, Any], context: SweepRecords) -> None:
             with clock.phase("report"):
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
                 shutil.rmtree(folder)  # Tune has its own copy now
-            began, began_cpu = time.perf_counter(), time.process_time()
     with clock.phase("mlflow"):
         run.finish(trial_outcome(trainer.step, cfg.steps, trainer.diverged))
     record_profile()
