@@ -20,7 +20,9 @@ platform's own overhead, not the target), the CPU share of training inside the t
 the driver's CPU per phase, a fixed reference job's speed before and after each round
 (the machine's drift), and under `phases` the search's and the replication's figures
 each on its own window (with --replicate-top 0, the default here, the search is the
-whole; `--replicate-top 3` measures the command as a user runs it by default).
+whole; `--replicate-top 3` measures the command as a user runs it by default). Under
+ASHA and FIFO the replicas start inside the search, so the two windows overlap: then
+`phases` keeps only each one's window and trials, and `overlap_s`.
 
 Evaluations count as overhead here: the metrics are needed, but they are not training,
 and their cost is one of the levers. Prints one JSON line per round with the breakdown
@@ -209,6 +211,18 @@ def one_round(
                 [seconds[i] for i in chosen],
                 args.max_concurrent * threads,
             )
+    if len(phases) == 2:
+        # Replicas started inside the search (gansweep/platform/backfill.py) share its
+        # window: a phase's figure would count the other's training as idle, so only the
+        # windows are kept, with their overlap.
+        search, replication = ([t for t in trials if (REPLICA_KEY in t["config"]) == r]
+                               for r in (False, True))  # fmt: skip
+        overlap = max(t["end"] for t in search) - min(t["start"] for t in replication)
+        if overlap > 0:
+            for figures in phases.values():
+                for key in ("efficiency", "efficiency_without_idle_end", "slot_idle_at_the_end"):
+                    del figures[key]
+            phases["overlap_s"] = round(overlap, 1)  # type: ignore[assignment]
 
     inside = sum(t["end"] - t["start"] for t in trials)
     trial_phases = {p: round(sum(t["phases"].get(p, 0.0) for t in trials), 2) for p in TRIAL_PHASES}
@@ -294,7 +308,7 @@ def main() -> None:
                     "command_wall_s", "trials_window_s"]:  # fmt: skip
             summary[key + "_median"] = statistics.median(r[key] for r in records)
         for phase in ["search", "replication"]:
-            if all(phase in r["phases"] for r in records):
+            if all("efficiency" in r["phases"].get(phase, {}) for r in records):
                 efficiencies = [r["phases"][phase]["efficiency"] for r in records]
                 summary[f"{phase}_efficiency_median"] = statistics.median(efficiencies)
         summary["targets"] = TARGETS

@@ -1,6 +1,9 @@
 """Seed replication (Lucic et al. 2018, their phase 3): retrain the top configs of a sweep
-on fresh seeds, as Ray Tune trials of a second Tune experiment inside the sweep folder
-(``<sweep>/replicas``), recorded as replica runs under the same MLflow parent run.
+on fresh seeds, recorded as replica runs under the same MLflow parent run. Under ASHA or
+FIFO most replicas run inside the search's own Tune experiment, started as soon as their
+config is certain to be in the top (backfill.py); what is left, and every replica under
+the other schedulers or `gansweep replicate`, runs here as Ray Tune trials of a second
+Tune experiment inside the sweep folder (``<sweep>/replicas``).
 
 A config that won on the seed that selected it has been picked for its luck as much as
 for its merit; on fresh seeds it shows what a user retraining it will get. The
@@ -11,15 +14,19 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
 from ray import tune
 
+from gansweep.platform.replica_plan import (
+    expected_seconds,
+    fresh_seeds,
+    longest_first,
+    replica_config,
+)
 from gansweep.platform.sweep_input import SweepOptions
 from gansweep.platform.tune_glue import build_replica_tuner, fit
 from gansweep.records import ranking
-from gansweep.records.leaderboard import run_config, standings
+from gansweep.records.leaderboard import standings
 from gansweep.records.manifest import Manifest, Replication
-from gansweep.trainables.trainable import REPLICA_KEY
 
 
 class ReplicationInputError(ValueError):
@@ -28,13 +35,6 @@ class ReplicationInputError(ValueError):
 
 class NothingToReplicate(RuntimeError):
     """No trial of the sweep has a result to replicate."""
-
-
-def fresh_seeds(used: set[int], count: int) -> list[int]:
-    """`count` seeds that no trial of the sweep trained with: the ones after the largest
-    used, so a config is never judged on the seed that selected it."""
-    first = max(used, default=-1) + 1
-    return list(range(first, first + count))
 
 
 def plan(manifest: Manifest, top: int, seeds: int) -> Replication:
@@ -62,33 +62,13 @@ def replica_configs(manifest: Manifest, replication: Replication) -> list[dict[s
     done = set(zip(ended["replica_of"], ended["seed"].astype(str), strict=True))
     configs = []
     for trial_id in replication.trial_ids:
-        base = run_config(manifest.tracking_uri, trials.loc[trial_id, "run_id"]).model_dump()
+        run_id = trials.loc[trial_id, "run_id"]
         configs += [
-            {**base, "seed": seed, REPLICA_KEY: trial_id}
+            replica_config(manifest.tracking_uri, run_id, trial_id, seed)
             for seed in replication.seeds
             if (trial_id, str(seed)) not in done
         ]
     return longest_first(configs, expected_seconds(trials.loc[replication.trial_ids]))
-
-
-def expected_seconds(trials: pd.DataFrame) -> dict[str, float]:
-    """trial_id -> the seconds one replica of it should take: the trial's own seconds per
-    step, which the trial ran on the same machines, times its planned steps (a trial
-    stopped early trained fewer). Indexed by trial_id, with trials_frame's columns."""
-    per_step = trials["seconds"] / trials["step"].clip(lower=1)
-    return (per_step * trials["planned_steps"]).fillna(0.0).to_dict()
-
-
-def longest_first(configs: list[dict[str, Any]], seconds: dict[str, float]) -> list[dict[str, Any]]:
-    """The replicas in the order Tune should start them: the longest first (LPT).
-
-    Replicas run a few at a time and the slots take the next one as they free up. Started
-    best first, the seeds of a slow config ranked last (on ring8 a gradient penalty with
-    3 D steps per G step takes over 3x a plain config's time) ran at the end, one of them
-    alone while the other slots had nothing left to start; started longest first, the
-    replicas left for the end are the short ones, so the slots end close together. Stable:
-    replicas of equal length keep the best first."""
-    return sorted(configs, key=lambda config: -seconds.get(config[REPLICA_KEY], 0.0))
 
 
 def check_request(manifest: Manifest, top: int, seeds: int) -> None:
@@ -122,6 +102,7 @@ def run(manifest: Manifest, top: int, seeds: int, options: SweepOptions) -> Repl
         replication = manifest.replication = plan(manifest, top, seeds)
     replication.status = manifest.status = "running"
     manifest.save()
+    tuner: tune.Tuner | None
     if tune.Tuner.can_restore(str(manifest.replicas_dir)):  # continue its own experiment
         trainable, _ = build_replica_tuner(manifest, [], options)
         tuner = tune.Tuner.restore(
@@ -131,8 +112,11 @@ def run(manifest: Manifest, top: int, seeds: int, options: SweepOptions) -> Repl
             resume_errored=True,
         )
     else:
-        _, tuner = build_replica_tuner(manifest, replica_configs(manifest, replication), options)
-    fit(manifest, tuner)
+        configs = replica_configs(manifest, replication)
+        # With the replicas started inside the search (backfill.py), usually none is left.
+        tuner = build_replica_tuner(manifest, configs, options)[1] if configs else None
+    if tuner is not None:
+        fit(manifest, tuner)
     replication.status = "finished"
     manifest.save()
     return replication

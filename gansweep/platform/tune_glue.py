@@ -21,13 +21,13 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler
 from ray.tune.search import BasicVariantGenerator, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from gansweep.platform import pbt
+from gansweep.platform import backfill, pbt
 from gansweep.records import ranking
 from gansweep.records.manifest import REPLICAS_DIR, Manifest
 from gansweep.records.read import find_trial_run
 from gansweep.records.write import end_trial_run
 from gansweep.search_spaces import SearchSpace
-from gansweep.trainables.trainable import split_config, train_gan, trial_run_name
+from gansweep.trainables.trainable import REPLICA_KEY, split_config, train_gan, trial_run_name
 
 if TYPE_CHECKING:  # sweep_input reads this module's registries
     from gansweep.platform.sweep_input import SweepOptions
@@ -54,10 +54,36 @@ SAMPLERS: dict[str, Callable[[int | None, int], optuna.samplers.BaseSampler]] = 
 }
 
 
+def is_replica(trial: Trial) -> bool:
+    return REPLICA_KEY in trial.config
+
+
+class ReplicaSafeASHA(ASHAScheduler):
+    """ASHA over the search's trials only: a replica started inside the search
+    (backfill.py) trains its full budget, and its results fill no rung."""
+
+    def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
+        if not is_replica(trial):
+            super().on_trial_add(tune_controller, trial)
+
+    def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
+        if is_replica(trial):
+            return TrialScheduler.CONTINUE
+        return super().on_trial_result(tune_controller, trial, result)
+
+    def on_trial_complete(self, tune_controller: Any, trial: Trial, result: dict) -> None:
+        if not is_replica(trial):
+            super().on_trial_complete(tune_controller, trial, result)
+
+    def on_trial_remove(self, tune_controller: Any, trial: Trial) -> None:
+        if not is_replica(trial):
+            super().on_trial_remove(tune_controller, trial)
+
+
 # Time is counted in generator steps (the reported "step"), so rungs fall on evaluations
 # whatever the wall-clock speed of a trial.
 def _asha(max_t: int, grace: int) -> TrialScheduler:
-    return ASHAScheduler(time_attr="step", max_t=max_t, grace_period=grace, reduction_factor=3)
+    return ReplicaSafeASHA(time_attr="step", max_t=max_t, grace_period=grace, reduction_factor=3)
 
 
 def _hyperband(max_t: int, grace: int) -> TrialScheduler:
@@ -254,13 +280,16 @@ def build_tuner(
     manifest: Manifest, space: SearchSpace, options: SweepOptions
 ) -> tuple[Any, tune.Tuner]:
     """(trainable, Tuner) of the search: Optuna proposes, the scheduler stops early (or,
-    with PBT, Optuna proposes the initial population and PBT evolves it: see pbt.py)."""
+    with PBT, Optuna proposes the initial population and PBT evolves it: see pbt.py).
+    Under ASHA and FIFO the replicas of the top configs join the experiment as soon as
+    their configs are certain (see backfill.py)."""
     trainable = _trainable(manifest, options)
     sampler = SAMPLERS[options.sampler](options.seed, options.num_samples)
     extra: list[tune.Callback] = []
     param_space: dict[str, Any] | None = None  # OptunaSearch's define-by-run needs none
     searcher: Searcher | BasicVariantGenerator
     scheduler: TrialScheduler
+    num_samples = options.num_samples
     if options.scheduler == pbt.PBT:  # Optuna proposes the initial population only
         searcher, tell_optuna, param_space = pbt.search(manifest, space, options, sampler)
         scheduler, extra = pbt.scheduler(space, scheduler_budget(space)[1]), [tell_optuna]
@@ -274,12 +303,18 @@ def build_tuner(
             storage=optuna.storages.RDBStorage(manifest.study_storage),
         )
         scheduler = SCHEDULERS[options.scheduler](*scheduler_budget(space))
+        if backfill.applies(options.scheduler, options.replicate_top, options.time_budget, space):
+            seeds = backfill.replica_seeds(space, options.seeds)
+            searcher = backfill.SearchThenReplicas(
+                searcher, num_samples, manifest, options.replicate_top, seeds
+            )
+            num_samples += options.replicate_top * options.seeds
     tune_config = tune.TuneConfig(
         metric=options.metric,
         mode=options.mode,
         search_alg=searcher,
         scheduler=scheduler,
-        num_samples=options.num_samples,
+        num_samples=num_samples,
         max_concurrent_trials=options.max_concurrent,
         time_budget_s=options.time_budget,
         reuse_actors=REUSE_ACTORS and options.scheduler not in NO_REUSE_SCHEDULERS,

@@ -65,7 +65,7 @@ class SweepProgress:
     name: str
     state: str  # running | finished | interrupted
     note: str  # why, when it is not plain (the driver died, or cannot be checked)
-    phase: str  # search | replication | done
+    phase: str  # search | search + replication | replication | done
     metric: str
     mode: str
     planned: int  # trials of the search
@@ -186,6 +186,8 @@ def progress(manifest: Manifest) -> SweepProgress:
         phase = "done"
     elif manifest.replication is not None:
         phase = "replication"
+    elif len(replicas):  # replicas started inside the search (platform/backfill.py)
+        phase = "search + replication"
     else:
         phase = "search"
     elapsed = _elapsed(pd.concat([trials, replicas]), state == RUNNING)

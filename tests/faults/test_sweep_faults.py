@@ -45,6 +45,7 @@ from gansweep.platform.cli import app
 from gansweep.platform.sweep import space_of
 from gansweep.records import run_format
 from gansweep.records.manifest import Manifest
+from gansweep.trainables.trainable import REPLICA_KEY
 
 # ------------------------------------------------------------ driver kill helpers
 
@@ -347,51 +348,73 @@ def test_a_truncated_checkpoint_is_refused_and_the_retry_falls_back_to_the_one_b
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    "scheduler, where",
+    [("fifo", "inside the search"), ("hyperband", "own experiment")],
+    ids=["inside-the-search", "own-experiment"],
+)
 def test_a_replication_whose_driver_is_killed_resumes_without_running_a_seed_twice(
-    sweeps, tmp_path
+    sweeps, tmp_path, scheduler, where
 ):
     """Fault: the driver is SIGKILLed (with its cluster) during the replication, after one
-    replica finished and while another is midway.
-    Must survive: `gansweep resume` continues the replication's own Tune experiment; every
-    (config, fresh seed) pair ends with exactly one finished replica run, the search is
-    not run again, and best.yaml records the spread over all the seeds."""
+    replica finished and while another is midway: under FIFO the replicas run inside the
+    search's Tune experiment (platform/backfill.py), under HyperBand in their own.
+    Must survive: `gansweep resume` continues that experiment; every (config, fresh seed)
+    pair ends with exactly one finished replica run, no search trial is run again, and
+    best.yaml records the spread over all the seeds."""
     name, steps, eval_every, top, seeds = "replicas", 600, 100, 1, 3
     planned = planned_steps(steps, eval_every)
     proc = sweeps.start(
         *sweep_args(name, steps, eval_every, "--num-samples", "2", "--replicate-top",
                     str(top), "--seeds", str(seeds)),
-        "--max-concurrent", "1", log="sweep.log",
+        "--scheduler", scheduler, "--max-concurrent", "1", log="sweep.log",
     )  # fmt: skip
     started = time.monotonic()
 
+    def replicas_of(manifest: Manifest) -> list:
+        runs = [r for rs in children_by_trial(manifest).values() for r in rs]
+        return [r for r in runs if r.data.tags.get(run_format.TAG_ROLE) == "replica"]
+
     def one_replica_finished_and_another_midway() -> bool:
         manifest = load_manifest(tmp_path, name)
-        if manifest is None or manifest.replication is None:
+        if manifest is None:
             return False
         try:
-            runs = [r for rs in children_by_trial(manifest).values() for r in rs]
+            replicas = replicas_of(manifest)
         except Exception:  # the driver holds the SQLite write lock right now
             return False
-        replicas = [r for r in runs if r.data.tags.get(run_format.TAG_ROLE) == "replica"]
         done = [r for r in replicas if r.data.tags.get(run_format.TAG_STATUS) == "finished"]
-        midway = latest_checkpoints(manifest.replicas_dir)
-        return bool(done) and any(i <= len(planned) - 3 for i in midway.values())
+        midway = {
+            **latest_checkpoints(Path(manifest.sweep_dir)),
+            **latest_checkpoints(manifest.replicas_dir),
+        }
+        replica_trials = {r.data.tags[run_format.TAG_TRIAL_ID] for r in replicas}
+        return bool(done) and any(
+            i <= len(planned) - 3 for tid, i in midway.items() if tid in replica_trials
+        )
 
     wait_for("a finished replica + one midway", one_replica_finished_and_another_midway,
              proc, 400)  # fmt: skip
     kill_like_a_reboot(proc, started)
     manifest = load_manifest(tmp_path, name)
-    search_trials = {t.trial_id for t in tune_trials(Path(manifest.sweep_dir))}
+    inside = manifest.replication is None  # the search's experiment had not ended
+    assert inside == (where == "inside the search")
+
+    def search_trials() -> set[str]:
+        return {
+            t.trial_id for t in tune_trials(Path(manifest.sweep_dir)) if REPLICA_KEY not in t.config
+        }
+
+    searched = search_trials()
+    assert len(searched) == 2
 
     proc = sweeps.start("resume", name, log="resume.log")
     assert sweeps.wait(proc, 400) == 0, tail(proc)
     manifest = load_manifest(tmp_path, name)
     assert manifest.status == "finished" and manifest.replication.status == "finished"
-    assert {t.trial_id for t in tune_trials(Path(manifest.sweep_dir))} == search_trials
-    replicas = [
-        r for rs in children_by_trial(manifest).values() for r in rs
-        if r.data.tags.get(run_format.TAG_ROLE) == "replica"
-    ]  # fmt: skip
+    assert search_trials() == searched
+    assert manifest.replicas_dir.exists() == (not inside)
+    replicas = replicas_of(manifest)
     finished = [r for r in replicas if r.data.tags[run_format.TAG_STATUS] == "finished"]
     pairs = sorted((r.data.tags["replica_of"], r.data.tags["seed"]) for r in finished)
     expected = sorted((t, str(s)) for t in manifest.replication.trial_ids

@@ -129,6 +129,26 @@ def test_the_top_configs_are_replicated_on_fresh_seeds(finished_sweep):
     assert saved["replication"]["seeds"] == [1, 2] and saved["replication"]["status"] == "finished"
 
 
+def test_the_replicas_ran_inside_the_search_s_tune_experiment(finished_sweep):
+    """Under FIFO the replicas join the search's experiment (platform/backfill.py): its
+    4 trials, then the 4 replicas, each trained to its full budget; no second experiment."""
+    from ray.tune import ExperimentAnalysis
+
+    from gansweep.trainables.trainable import REPLICA_KEY
+
+    cwd, _, manifest = finished_sweep
+    trials = ExperimentAnalysis(manifest["sweep_dir"]).trials
+    replicas = [t for t in trials if REPLICA_KEY in t.config]
+    assert len(trials) == 8 and len(replicas) == 4
+    assert {(t.config[REPLICA_KEY], t.config["seed"]) for t in replicas} == {
+        (trial_id, seed)
+        for trial_id in manifest["replication"]["trial_ids"]
+        for seed in manifest["replication"]["seeds"]
+    }
+    assert all(t.status == "TERMINATED" and t.last_result["step"] == 200 for t in replicas)
+    assert not (cwd / "sweeps" / "e2e" / "replicas").exists()
+
+
 def test_export_writes_the_robust_champion_with_the_spread_its_runs_hold(finished_sweep):
     cwd, _, manifest = finished_sweep
     proc = gansweep("export", "e2e", "-o", "exported.yaml", cwd=cwd)
