@@ -120,13 +120,15 @@ def _plain(value: Any) -> Any:
 
 
 def trial_results(manifest: Manifest) -> list[dict[str, Any]]:
-    """Per trial: trial_id, status, config, planned_steps, ``results`` (every report, in
-    order, with Tune's time_total_s and the MLflow wall_time of its evaluation) and the
-    trial's MLflow run start/end (seconds since the epoch)."""
+    """Per trial of the search (not its replicas, which may share its Tune experiment):
+    trial_id, status, config, planned_steps, ``results`` (every report, in order, with
+    Tune's time_total_s and the MLflow wall_time of its evaluation) and the trial's MLflow
+    run start/end (seconds since the epoch)."""
     from mlflow import MlflowClient
     from ray.tune import ExperimentAnalysis
 
     from gansweep.trainables.config import TrialConfig
+    from gansweep.trainables.trainable import REPLICA_KEY
 
     analysis = ExperimentAnalysis(manifest.sweep_dir)
     frames = analysis.trial_dataframes
@@ -139,6 +141,8 @@ def trial_results(manifest: Manifest) -> list[dict[str, Any]]:
     }
     trials = []
     for trial in analysis.trials:
+        if REPLICA_KEY in trial.config:
+            continue
         frame = frames.get(trial.trial_id)
         results = []
         if frame is not None and not frame.empty:
