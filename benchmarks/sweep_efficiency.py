@@ -19,10 +19,15 @@ last trial started, when the sweep had nothing left to start: a diagnostic of th
 platform's own overhead, not the target), the CPU share of training inside the trials,
 the driver's CPU per phase, a fixed reference job's speed before and after each round
 (the machine's drift), and under `phases` the search's and the replication's figures
-each on its own window (with --replicate-top 0, the default here, the search is the
-whole; `--replicate-top 3` measures the command as a user runs it by default). Under
-ASHA and FIFO the replicas start inside the search, so the two windows overlap: then
-`phases` keeps only each one's window and trials, and `overlap_s`.
+each on its own window. Under ASHA and FIFO the replicas start inside the search, so the
+two windows overlap: then `phases` keeps only each one's window and trials, and
+`overlap_s`.
+
+The command is the one a user runs with these settings: its default replication (the
+top 3 configs on 3 fresh seeds) included. `--replicate-top 0` measures the search alone,
+whose last trials run alone at its end with nothing left to start (replicas are
+full-budget trials, the platform's cheapest case per step; the search alone is the
+harsher figure).
 
 Evaluations count as overhead here: the metrics are needed, but they are not training,
 and their cost is one of the levers. Prints one JSON line per round with the breakdown
@@ -37,7 +42,7 @@ Both sides' replays use this checkout's engine: CPU training is bit-identical ac
 versions compared here, so the work is the same.
 
     python benchmarks/sweep_efficiency.py [--rounds 3] [--space quick] [--num-samples 16]
-        [--max-concurrent 2] [--steps 3000] [--replicate-top 0] [--keep DIR]
+        [--max-concurrent 2] [--steps 3000] [--replicate-top 3] [--keep DIR]
         [--baseline DIR]
 """
 
@@ -55,6 +60,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gansweep.platform.sweep_input import DEFAULT_REPLICATE_TOP
 from gansweep.trainables.trainable import REPLICA_KEY
 
 TARGETS = {"efficiency": 0.85, "efficiency_total": 0.70}
@@ -282,9 +288,9 @@ def main() -> None:
     parser.add_argument(
         "--replicate-top",
         type=int,
-        default=0,
-        help="replicas are full-budget trials, the platform's cheapest case per step; "
-        "the default leaves them out, so the figure is the search's",
+        default=DEFAULT_REPLICATE_TOP,
+        help="the configs replicated on fresh seeds, as `gansweep sweep` (default: the "
+        "command's own default); 0 measures the search alone",
     )
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
     parser.add_argument("--baseline", type=Path, help="another checkout to compare with")
