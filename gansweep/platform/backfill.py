@@ -87,6 +87,8 @@ class SearchThenReplicas(Searcher):
         self, search: Searcher, search_trials: int, manifest: Manifest, top: int, seeds: list[int]
     ) -> None:
         super().__init__(metric=search.metric, mode=search.mode)
+        # Not `.searcher`: Tune's SearchGenerator restores a chain of `.searcher` wrappers
+        # with set_state() each; this one restores itself and its search in restore().
         self.search = search
         self.search_trials = search_trials
         self.manifest = manifest

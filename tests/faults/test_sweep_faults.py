@@ -459,5 +459,8 @@ def test_ctrl_c_leaves_the_sweep_interrupted_and_resume_finishes_it(sweeps, tmp_
     assert sweeps.wait(proc, 400) == 0, tail(proc)
     manifest = load_manifest(tmp_path, name)
     assert manifest.status == "finished" and manifest.replication.status == "finished"
+    # The search's trials and, under FIFO, the replica that ran inside its experiment.
     trials = tune_trials(Path(manifest.sweep_dir))
-    assert [t.last_result["step"] for t in trials] == [planned[-1]] * samples
+    assert [t.last_result["step"] for t in trials] == [planned[-1]] * (samples + 1)
+    [replica] = [t for t in trials if REPLICA_KEY in t.config]
+    assert replica.config[REPLICA_KEY] == manifest.replication.trial_ids[0]
