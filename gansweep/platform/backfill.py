@@ -5,13 +5,14 @@ A search of N trials on S slots ends with its last trials running alone: once Op
 proposed its N configs, a slot that frees up has nothing to start, and the replication
 could only begin after the slowest trial ended (then in a second Tune experiment, with
 new trial processes). Measured on the issue's benchmark (16 trials, 2 slots, 3000 steps)
-that idle end cost the search 0.12 of its efficiency, and the replication's own end
-another 24 slot-seconds. Ray Tune runs one experiment at a time per driver, so the
-replicas join the search's experiment: after Optuna's budget this searcher hands out
-replicas of the configs whose place in the top K the trials still running cannot take
+that idle end cost the search 0.12 of its efficiency (docs/results.md, third and fourth
+passes). Ray Tune runs one experiment at a time per driver, so the replicas join the
+search's experiment: after Optuna's budget this searcher hands out replicas of the
+configs whose place in the top K the trials still running cannot take
 (replica_plan.certain_top), the longest first, and finishes when the search has ended
-and every certain replica was handed out. What it could not hand out (a config decided
-only by a trial lost with a killed driver) replicate.run trains afterwards, as before.
+and every certain replica was handed out. The last replica may still end alone. What it
+did not hand out (a config whose records could not be read, or that a trial lost with a
+killed driver kept undecided) replicate.run trains afterwards, as before.
 
 Only under ASHA and FIFO: HyperBand pauses trials in brackets it fills from every trial,
 and PBT's trials exploit each other; under both a replica would not train its fixed

@@ -118,3 +118,24 @@ def test_ls_lists_every_sweep_with_its_state(storage):
 def test_ls_of_an_empty_folder(tmp_path):
     code, out = cli("ls", "--storage", str(tmp_path))
     assert code == 0 and "no sweeps in" in out
+
+
+def test_replicas_started_inside_the_search_show_in_its_phase(tmp_path):
+    """Under ASHA a config's replicas start while the search's last trials run
+    (platform/backfill.py): the sweep has no replication plan yet, but replicas run."""
+    live = synthetic.make_sweep(tmp_path, 4, name="both", status="running", failed=0.0)
+    live.options.update(num_samples=4, replicate_top=1, seeds=2)
+    live.driver = this_driver()
+    live.save()
+    folder = str(tmp_path / "sweeps")
+    assert json.loads(cli("status", "both", "--storage", folder, "--json")[1])["phase"] == "search"
+
+    best = standings(live).trials.iloc[0]
+    cfg = TrialConfig(dataset="ring8", steps=1500, eval_every=500, seed=1)
+    replica = TrialIdentity(live.records, "cccc0001", cfg.combination, str(best["trial_id"]))
+    TrialRun(replica, cfg.model_dump()).log_evaluation(
+        {"distance": 0.05, "step": 500.0, "diverged": 0.0}, 500, []
+    )
+    shown = json.loads(cli("status", "both", "--storage", folder, "--json")[1])
+    assert shown["phase"] == "search + replication"
+    assert (shown["replicas_planned"], shown["replicas_done"]) == (2, 0)
