@@ -32,13 +32,7 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
-from gansweep.platform.replica_plan import (
-    certain_top,
-    expected_seconds,
-    fresh_seeds,
-    longest_first,
-    replica_config,
-)
+from gansweep.platform.replica_plan import certain_top, fresh_seeds, replica_configs
 from gansweep.records.leaderboard import standings
 from gansweep.records.manifest import Manifest
 from gansweep.search_spaces import SearchSpace
@@ -139,16 +133,9 @@ class SearchThenReplicas(Searcher):
         """The replicas of the certain configs not handed out yet, the longest first."""
         trials = standings(self.manifest).trials
         certain = certain_top(trials, self.top, self.live)
-        handed = set(self.replicas.values())
         by_id = trials.set_index("trial_id")
-        uri = self.manifest.tracking_uri
-        configs = [
-            replica_config(uri, by_id.loc[trial, "run_id"], trial, seed)
-            for trial in certain
-            for seed in self.seeds
-            if (trial, seed) not in handed
-        ]
-        return longest_first(configs, expected_seconds(by_id.loc[certain]))
+        handed = set(self.replicas.values())
+        return replica_configs(self.manifest.tracking_uri, by_id, certain, self.seeds, handed)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id not in self.replicas:

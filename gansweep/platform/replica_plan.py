@@ -21,11 +21,24 @@ def fresh_seeds(used: set[int], count: int) -> list[int]:
     return list(range(first, first + count))
 
 
-def replica_config(tracking_uri: str, run_id: str, trial_id: str, seed: int) -> dict[str, Any]:
-    """The complete Tune config of one replica: the config the trial's run trained with
-    (at its end), on `seed`, marked as a replica of `trial_id`."""
-    base = run_config(tracking_uri, run_id).model_dump()
-    return {**base, "seed": seed, REPLICA_KEY: trial_id}
+def replica_configs(
+    tracking_uri: str,
+    trials: pd.DataFrame,
+    trial_ids: list[str],
+    seeds: list[int],
+    skip: set[tuple[str, int]],
+) -> list[dict[str, Any]]:
+    """One complete Tune config per (trial, seed) not in `skip`, the longest first: the
+    config the trial's run trained with (at its end, read once per trial), on the seed,
+    marked as a replica of the trial. `trials` is indexed by trial_id, with
+    trials_frame's columns."""
+    configs = []
+    for trial_id in trial_ids:
+        wanted = [seed for seed in seeds if (trial_id, seed) not in skip]
+        if wanted:
+            base = run_config(tracking_uri, trials.loc[trial_id, "run_id"]).model_dump()
+            configs += [{**base, "seed": seed, REPLICA_KEY: trial_id} for seed in wanted]
+    return longest_first(configs, expected_seconds(trials.loc[trial_ids]))
 
 
 def certain_top(trials: pd.DataFrame, top: int, undecided: Iterable[str]) -> list[str]:

@@ -16,12 +16,7 @@ from typing import Any
 
 from ray import tune
 
-from gansweep.platform.replica_plan import (
-    expected_seconds,
-    fresh_seeds,
-    longest_first,
-    replica_config,
-)
+from gansweep.platform import replica_plan
 from gansweep.platform.sweep_input import SweepOptions
 from gansweep.platform.tune_glue import build_replica_tuner, fit
 from gansweep.records import ranking
@@ -47,28 +42,27 @@ def plan(manifest: Manifest, top: int, seeds: int) -> Replication:
             "replicate (none reported, or all diverged)"
         )
     used = {int(s) for s in ranked["seed"] if str(s).lstrip("-").isdigit()}
-    return Replication(top=top, seeds=fresh_seeds(used, seeds), trial_ids=list(best["trial_id"]))
+    return Replication(
+        top=top, seeds=replica_plan.fresh_seeds(used, seeds), trial_ids=list(best["trial_id"])
+    )
 
 
 def replica_configs(manifest: Manifest, replication: Replication) -> list[dict[str, Any]]:
     """One complete Tune config per (trial, seed) that has no finished replica yet, the
-    longest first (see longest_first). (A replication whose Tune experiment was never
-    saved, its driver killed in its first seconds, starts again without redoing finished
-    seeds.)"""
+    longest first (see replica_plan.longest_first). (A replication whose Tune experiment
+    was never saved, its driver killed in its first seconds, starts again without redoing
+    finished seeds.)"""
     ranked = standings(manifest)
-    trials = ranked.trials.set_index("trial_id")
     replicas = ranked.replicas
     ended = replicas[replicas["status"].isin([ranking.FINISHED, ranking.DIVERGED])]
-    done = set(zip(ended["replica_of"], ended["seed"].astype(str), strict=True))
-    configs = []
-    for trial_id in replication.trial_ids:
-        run_id = trials.loc[trial_id, "run_id"]
-        configs += [
-            replica_config(manifest.tracking_uri, run_id, trial_id, seed)
-            for seed in replication.seeds
-            if (trial_id, str(seed)) not in done
-        ]
-    return longest_first(configs, expected_seconds(trials.loc[replication.trial_ids]))
+    done = {(t, int(s)) for t, s in zip(ended["replica_of"], ended["seed"], strict=True)}
+    return replica_plan.replica_configs(
+        manifest.tracking_uri,
+        ranked.trials.set_index("trial_id"),
+        replication.trial_ids,
+        replication.seeds,
+        skip=done,
+    )
 
 
 def check_request(manifest: Manifest, top: int, seeds: int) -> None:
