@@ -19,7 +19,7 @@ and PBT's trials exploit each other; under both a replica would not train its fi
 config for its full budget. Not with --time-budget, which ends the experiment, replicas
 and all. Not when the space searches `seed`: the fresh seeds must be known before the
 last trial ends (replica_plan.fresh_seeds of the one seed every trial trains with).
-ASHA never stops a replica (tune_glue.ReplicaSafeASHA); Optuna never hears of one.
+ASHA never stops a replica (schedulers.ReplicaSafeASHA); Optuna never hears of one.
 """
 
 from __future__ import annotations

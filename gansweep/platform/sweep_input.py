@@ -12,7 +12,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from gansweep.platform import pbt
-from gansweep.platform.tune_glue import SAMPLERS, SCHEDULERS
+from gansweep.platform.schedulers import SCHEDULERS
+from gansweep.platform.tune_glue import SAMPLERS
 from gansweep.records.manifest import check_sweep_name
 from gansweep.records.store import TrackingError, check_tracking_store, resolve_tracking_uri
 from gansweep.search_spaces import SearchSpace, SearchSpaceError, load_space

@@ -16,7 +16,7 @@ from ray.tune.search import Searcher
 
 from gansweep.platform import backfill
 from gansweep.platform.replica_plan import certain_top
-from gansweep.platform.tune_glue import ReplicaSafeASHA
+from gansweep.platform.schedulers import ReplicaSafeASHA
 from gansweep.records import ranking
 from gansweep.search_spaces.validate import parse_space
 from gansweep.trainables.trainable import REPLICA_KEY
