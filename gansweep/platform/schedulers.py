@@ -65,7 +65,7 @@ class MendedHyperBand(HyperBandScheduler):
     def _process_bracket(self, tune_controller: Any, bracket: Any) -> str:
         was_processing, self._processing = self._processing, True
         try:
-            if bracket.cur_iter_done() and bracket.finished():
+            if bracket.finished():  # every live trial is at max_t
                 for trial in bracket.current_trials():
                     if trial.status == Trial.PAUSED or trial.is_saving:
                         tune_controller.stop_trial(trial)

@@ -109,7 +109,10 @@ def test_hyperband_halves_a_bracket_when_a_trial_leaves_it_after_its_first_halvi
     assert bracket[:6] == controller.stopped  # the 6 worst; the 2 best waiting resume
     assert [t.status for t in bracket[6:]] == [Trial.PAUSED, Trial.PAUSED, Trial.RUNNING]
     worse, better, best = bracket[6:]
-    worse.status = better.status = Trial.RUNNING
+    for _ in range(2):  # Tune resumes the trials the scheduler chooses
+        chosen = controller.scheduler.choose_trial_to_run(controller)
+        assert chosen in (worse, better)
+        chosen.status = Trial.RUNNING
     for trial, value in [(best, 8), (better, 7)]:
         assert [controller.report(trial, i, value) for i in (2, 3)] == ["CONTINUE", "PAUSE"]
     assert controller.report(worse, 2, 6) == TrialScheduler.CONTINUE
