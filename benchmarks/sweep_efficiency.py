@@ -208,22 +208,25 @@ def one_round(
     reference_after = reference_speed(args.max_concurrent)
     # The search's trials and the replication's (a replica's config names the trial it
     # replicates), each phase on its own; with --replicate-top 0 the search is all.
-    phases: dict[str, dict[str, Any]] = {}
-    for phase, is_replica in [("search", False), ("replication", True)]:
-        chosen = [i for i, t in enumerate(trials) if (REPLICA_KEY in t["config"]) == is_replica]
-        if chosen:
-            phases[phase] = phase_figures(
-                [trials[i] for i in chosen],
-                [seconds[i] for i in chosen],
-                args.max_concurrent * threads,
-            )
+    chosen = {
+        phase: [i for i, t in enumerate(trials) if (REPLICA_KEY in t["config"]) == is_replica]
+        for phase, is_replica in [("search", False), ("replication", True)]
+    }
+    phases: dict[str, dict[str, Any]] = {
+        phase: phase_figures(
+            [trials[i] for i in indices],
+            [seconds[i] for i in indices],
+            args.max_concurrent * threads,
+        )
+        for phase, indices in chosen.items()
+        if indices
+    }
     if len(phases) == 2:
         # Replicas started inside the search (gansweep/platform/backfill.py) share its
         # window: a phase's figure would count the other's training as idle, so only the
         # windows are kept, with their overlap.
-        search, replication = ([t for t in trials if (REPLICA_KEY in t["config"]) == r]
-                               for r in (False, True))  # fmt: skip
-        overlap = max(t["end"] for t in search) - min(t["start"] for t in replication)
+        search_end = max(trials[i]["end"] for i in chosen["search"])
+        overlap = search_end - min(trials[i]["start"] for i in chosen["replication"])
         if overlap > 0:
             for figures in phases.values():
                 for key in ("efficiency", "efficiency_without_idle_end", "slot_idle_at_the_end"):

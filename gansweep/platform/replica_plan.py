@@ -1,6 +1,7 @@
 """Which replicas a sweep trains, in which order, and when a config is sure to be
 replicated: the rules shared by the replication after the search (replicate.py) and the
-replicas started inside the search (backfill.py). Pure functions of the ranked records."""
+replicas started inside the search (backfill.py). Functions of the ranked records; only
+replica_configs reads MLflow (each trial's config, once)."""
 
 from __future__ import annotations
 
