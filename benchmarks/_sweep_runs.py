@@ -127,8 +127,8 @@ def trial_results(manifest: Manifest) -> list[dict[str, Any]]:
     from mlflow import MlflowClient
     from ray.tune import ExperimentAnalysis
 
+    from gansweep.records.run_format import REPLICA_KEY
     from gansweep.trainables.config import TrialConfig
-    from gansweep.trainables.trainable import REPLICA_KEY
 
     analysis = ExperimentAnalysis(manifest.sweep_dir)
     frames = analysis.trial_dataframes

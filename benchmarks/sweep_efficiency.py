@@ -61,7 +61,7 @@ from pathlib import Path
 from typing import Any
 
 from gansweep.platform.sweep_input import DEFAULT_REPLICATE_TOP
-from gansweep.trainables.trainable import REPLICA_KEY
+from gansweep.records.run_format import REPLICA_KEY
 
 TARGETS = {"efficiency": 0.85, "efficiency_total": 0.70}
 # Phases of a trial, in the order they happen (gansweep/trainables/trainable.py).

@@ -16,7 +16,7 @@ from gansweep.dashboards.data import TOP_TRIALS, SweepData
 from gansweep.dashboards.stats import best_of_k, best_so_far
 from gansweep.dashboards.widgets import Charts, esc, sentence
 from gansweep.records import ranking
-from gansweep.trainables.metrics import DIVERGED_DISTANCE
+from gansweep.trainables.metric_registry import DIVERGED_DISTANCE
 
 # PED-ANOVA (Optuna's default importance evaluator) compares the best 10% of the trials
 # with all of them: below 10 completed trials that best set is one or two trials.

@@ -35,9 +35,9 @@ from ray.tune.search import Searcher
 from gansweep.platform.replica_plan import certain_top, fresh_seeds, replica_configs
 from gansweep.records.leaderboard import standings
 from gansweep.records.manifest import Manifest
+from gansweep.records.run_format import REPLICA_KEY
 from gansweep.search_spaces import SearchSpace
 from gansweep.search_spaces.space import DEFAULTS
-from gansweep.trainables.trainable import REPLICA_KEY
 
 log = logging.getLogger(__name__)
 

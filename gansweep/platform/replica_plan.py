@@ -12,7 +12,7 @@ import pandas as pd
 
 from gansweep.records import ranking
 from gansweep.records.leaderboard import run_config
-from gansweep.trainables.trainable import REPLICA_KEY
+from gansweep.records.run_format import REPLICA_KEY
 
 
 def fresh_seeds(used: set[int], count: int) -> list[int]:

@@ -11,8 +11,8 @@ from typing import Any
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler, TrialScheduler
 
+from gansweep.records.run_format import REPLICA_KEY
 from gansweep.search_spaces import SearchSpace
-from gansweep.trainables.trainable import REPLICA_KEY
 
 
 def is_replica(trial: Trial) -> bool:

@@ -30,7 +30,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from gansweep.trainables.metrics import METRICS
+from gansweep.trainables.metric_registry import METRICS
 
 FINISHED = "finished"
 STOPPED_EARLY = "stopped_early"

@@ -47,6 +47,10 @@ RUN_ROLES = (ROLE_TRIAL, ROLE_REPLICA)  # the roles of runs that train a GAN
 # The axes of a GAN study (Kurach et al. 2019), each a tag of every trial run.
 AXES = ("loss", "penalty", "d_norm", "optimizer")
 
+# In a replica's Tune config (a top config retrained on a fresh seed): the trial id it
+# replicates. Every other key of a Tune config is a TrialConfig field.
+REPLICA_KEY = "_replica_of"
+
 SAMPLES_FILE = "samples.png"
 GENERATOR_FILE = "generator.pt"
 

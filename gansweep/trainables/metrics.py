@@ -1,5 +1,5 @@
-"""Quality metrics of generated samples, one family per data kind, and the registry of
-every metric a trial reports with its direction.
+"""Quality metrics of generated samples, one family per data kind. The registry of every
+metric a trial reports, with its direction, is metric_registry.py (re-exported here).
 
 Every evaluation reports ``distance``, the primary metric: **lower is better**, 0 is a
 perfect match with the data.
@@ -30,80 +30,29 @@ modes costs little) and the counts are flat until samples land within 3 sigma.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
 
 from gansweep.trainables.data import Dataset, MixtureData
 from gansweep.trainables.image_metrics import evaluate_images
+from gansweep.trainables.metric_registry import (  # noqa: F401  (re-exported)
+    DIVERGED_DISTANCE,
+    IMAGE,
+    METRICS,
+    MIXTURE,
+    NOT_TARGETS,
+    PRIMARY_METRIC,
+    TRAIN_CPU_SECONDS,
+    TRAIN_SECONDS,
+    MetricSpec,
+    reported_metrics,
+    worst_metrics,
+)
 
-PRIMARY_METRIC = "distance"
-# A diverged run reports this for every metric where lower is better, and 0 where higher
-# is better: finite (searchers need a number) and worse than any real value.
-DIVERGED_DISTANCE = 1e6
 HIGH_QUALITY_SIGMAS = 3.0
 # The kernel bandwidths of the mixture MMD, in units of the mixture's sigma: from the
 # spread of one mode (what the high-quality share measures) up to the whole data set.
 MMD_BANDWIDTHS = (1.0, 3.0, 10.0, 30.0, 100.0)
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    """A metric that trials report: which way is better, and for which data."""
-
-    mode: str  # "min" or "max"
-    kinds: tuple[str, ...]  # the data kinds whose trials report it
-    description: str
-    # What it needs besides the kind: a TrialConfig field that must be set (conditional,
-    # inception_weights) or "labels" (a data set with classes).
-    needs: str = ""
-
-    @property
-    def worst(self) -> float:
-        """What a diverged trial reports."""
-        return DIVERGED_DISTANCE if self.mode == "min" else 0.0
-
-
-MIXTURE, IMAGE = ("vector",), ("image",)
-METRICS: dict[str, MetricSpec] = {
-    "distance": MetricSpec("min", (*MIXTURE, *IMAGE), "the primary metric: mmd or fd"),
-    "mmd": MetricSpec("min", MIXTURE, "squared MMD to the true mixture (multi-scale kernel)"),
-    "modes_captured": MetricSpec("max", MIXTURE, "modes with a high-quality sample"),
-    "high_quality": MetricSpec("max", MIXTURE, "share of samples within 3 sigma of a mode"),
-    "reverse_kl": MetricSpec("min", MIXTURE, "KL(mode histogram || uniform), PacGAN"),
-    "fd": MetricSpec("min", IMAGE, "Fréchet distance in the data set's classifier features"),
-    "classifier_score": MetricSpec(
-        "max", IMAGE, "classifier score (Inception score's twin)", "labels"
-    ),
-    "precision": MetricSpec("max", IMAGE, "share of fakes on the real manifold"),
-    "recall": MetricSpec("max", IMAGE, "share of reals on the fake manifold"),
-    "density": MetricSpec("max", IMAGE, "density (Naeem et al. 2020)"),
-    "coverage": MetricSpec("max", IMAGE, "coverage (Naeem et al. 2020)"),
-    "ac_accuracy": MetricSpec("max", IMAGE, "fakes classified as their class", "conditional"),
-    "fid_inception": MetricSpec("min", IMAGE, "Inception FID", "inception_weights"),
-    "kid_inception": MetricSpec("min", IMAGE, "Inception KID", "inception_weights"),
-}
-# Reported too, but they rank nothing: a loss says little about sample quality.
-NOT_TARGETS = ("step", "loss_d", "loss_g", "diverged", "classifier_test_accuracy")
-
-
-def reported_metrics(
-    kind: str, conditional: bool, inception: bool, labelled: bool = True
-) -> dict[str, MetricSpec]:
-    """The metrics trials of this kind of data report (what --metric may name)."""
-    have = {"": True, "conditional": conditional, "inception_weights": inception}
-    have["labels"] = labelled
-    return {n: s for n, s in METRICS.items() if kind in s.kinds and have[s.needs]}
-
-
-def worst_metrics(
-    kind: str, conditional: bool, inception: bool, labelled: bool = True
-) -> dict[str, float]:
-    """Every metric at its worst: what a diverged trial reports, so that any --metric
-    has a value in every result (Tune checks that the metric is there)."""
-    reported = reported_metrics(kind, conditional, inception, labelled)
-    return {n: s.worst for n, s in reported.items()}
 
 
 def off_mode_probability(dim: int, sigmas: float = HIGH_QUALITY_SIGMAS) -> float:

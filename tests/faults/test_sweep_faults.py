@@ -45,7 +45,7 @@ from gansweep.platform.cli import app
 from gansweep.platform.sweep import space_of
 from gansweep.records import run_format
 from gansweep.records.manifest import Manifest
-from gansweep.trainables.trainable import REPLICA_KEY
+from gansweep.records.run_format import REPLICA_KEY
 
 # ------------------------------------------------------------ driver kill helpers
 

@@ -18,8 +18,8 @@ from gansweep.platform import backfill
 from gansweep.platform.replica_plan import certain_top
 from gansweep.platform.schedulers import ReplicaSafeASHA
 from gansweep.records import ranking
+from gansweep.records.run_format import REPLICA_KEY
 from gansweep.search_spaces.validate import parse_space
-from gansweep.trainables.trainable import REPLICA_KEY
 
 
 class CountingSearch(Searcher):

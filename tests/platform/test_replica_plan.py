@@ -10,7 +10,7 @@ import pandas as pd
 
 from gansweep.platform.replica_plan import certain_top, expected_seconds, longest_first
 from gansweep.records import ranking
-from gansweep.trainables.trainable import REPLICA_KEY
+from gansweep.records.run_format import REPLICA_KEY
 
 
 def _trials(rows: list[tuple[str, float, float, float]]) -> pd.DataFrame:

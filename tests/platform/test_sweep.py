@@ -134,7 +134,7 @@ def test_the_replicas_ran_inside_the_search_s_tune_experiment(finished_sweep):
     4 trials, then the 4 replicas, each trained to its full budget; no second experiment."""
     from ray.tune import ExperimentAnalysis
 
-    from gansweep.trainables.trainable import REPLICA_KEY
+    from gansweep.records.run_format import REPLICA_KEY
 
     cwd, _, manifest = finished_sweep
     trials = ExperimentAnalysis(manifest["sweep_dir"]).trials
