@@ -29,6 +29,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from gansweep.files import atomic_write_bytes, atomic_write_text
+from gansweep.platform.trainable_registry import DEFAULT_TRAINABLE, TRAINABLES
+from gansweep.platform.trainable_registry import FORMS as TRAINABLE_FORMS
 from gansweep.records.manifest import BEST_FILE, Manifest, SweepNotFoundError
 from gansweep.records.ranking import RULE
 
@@ -251,6 +253,9 @@ def sweep(
     ),
     sampler: str = typer.Option("tpe", "--sampler", help="tpe | random | gp | cmaes | grid."),
     scheduler: str = typer.Option("asha", "--scheduler", help="asha | hyperband | fifo | pbt."),
+    trainable: str = typer.Option(
+        DEFAULT_TRAINABLE, "--trainable", help=f"{' | '.join(TRAINABLES)}, or {TRAINABLE_FORMS}."
+    ),
     metric: str = typer.Option("distance", "--metric", help="Metric to optimize."),
     mode: str | None = typer.Option(
         None, "--mode", help="min | max.", show_default="the metric's own direction"
@@ -287,8 +292,9 @@ def sweep(
     options = SweepOptions(
         space=space, name=name, num_samples=num_samples, max_concurrent=max_concurrent,
         cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, sampler=sampler,
-        scheduler=scheduler, metric=metric, mode=mode, time_budget=time_budget, seed=seed,
-        overrides=overrides, storage=storage, address=address, tracking_uri=tracking_uri,
+        scheduler=scheduler, trainable=trainable, metric=metric, mode=mode,
+        time_budget=time_budget, seed=seed, overrides=overrides, storage=storage,
+        address=address, tracking_uri=tracking_uri,
         max_failures=max_failures, replicate_top=replicate_top, seeds=seeds,
     )  # fmt: skip
     try:

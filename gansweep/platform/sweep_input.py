@@ -13,6 +13,11 @@ from urllib.parse import urlparse
 
 from gansweep.platform import pbt
 from gansweep.platform.schedulers import SCHEDULERS
+from gansweep.platform.trainable_registry import (
+    DEFAULT_TRAINABLE,
+    TrainableError,
+    load_trainable,
+)
 from gansweep.platform.tune_glue import SAMPLERS
 from gansweep.records.manifest import check_sweep_name
 from gansweep.records.store import TrackingError, check_tracking_store, resolve_tracking_uri
@@ -20,7 +25,7 @@ from gansweep.search_spaces import SearchSpace, SearchSpaceError, load_space
 from gansweep.trainables.config import ConfigError, TrialConfig, parse_overrides
 from gansweep.trainables.data import DATASETS, DataUnavailableError, load_dataset
 from gansweep.trainables.image_metrics import InceptionWeightsError, check_inception_weights
-from gansweep.trainables.metrics import (
+from gansweep.trainables.metric_registry import (
     METRICS,
     NOT_TARGETS,
     PRIMARY_METRIC,
@@ -49,6 +54,7 @@ class SweepOptions:
     gpus_per_trial: float = 0.0
     sampler: str = "tpe"
     scheduler: str = "asha"
+    trainable: str = DEFAULT_TRAINABLE  # a TRAINABLES name or a reference (trainable_registry)
     metric: str = PRIMARY_METRIC
     mode: str | None = None  # None: the metric's own direction
     time_budget: float | None = None  # seconds
@@ -187,6 +193,10 @@ def prepare(options: SweepOptions) -> PreparedSweep:
     space = dataclasses.replace(space, fixed=fixed)
     labelled = check_data(space)
 
+    try:
+        load_trainable(options.trainable)
+    except TrainableError as err:
+        raise SweepInputError(str(err)) from None
     if options.sampler not in SAMPLERS:
         raise SweepInputError(f"unknown sampler {options.sampler!r}; valid: {', '.join(SAMPLERS)}")
     if options.sampler == "grid" and not space.is_discrete:

@@ -22,12 +22,13 @@ from ray.tune.search.optuna import OptunaSearch
 
 from gansweep.platform import backfill, pbt
 from gansweep.platform.schedulers import SCHEDULERS, scheduler_budget
+from gansweep.platform.trainable_registry import load_trainable
 from gansweep.records import ranking
 from gansweep.records.manifest import REPLICAS_DIR, Manifest
 from gansweep.records.read import find_trial_run
 from gansweep.records.write import end_trial_run
 from gansweep.search_spaces import SearchSpace
-from gansweep.trainables.trainable import split_config, train_gan, trial_run_name
+from gansweep.trainables.trainable import split_config, trial_run_name
 
 if TYPE_CHECKING:  # sweep_input reads this module's registries
     from gansweep.platform.sweep_input import SweepOptions
@@ -195,8 +196,9 @@ NO_REUSE_SCHEDULERS = {"hyperband"}
 
 
 def _trainable(manifest: Manifest, options: SweepOptions) -> Any:
+    function = load_trainable(options.trainable)  # sweep_input.prepare checked the name
     return tune.with_resources(
-        tune.with_parameters(train_gan, context=manifest.records),
+        tune.with_parameters(function, context=manifest.records),
         {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial},
     )
 

@@ -1,0 +1,153 @@
+"""The replay trainable: a trial that serves a recorded GAN run instead of training one.
+
+    gansweep sweep --space benchmarks/landscape/ring8_space.yaml \
+        --trainable benchmarks/landscape/replay.py:replay --num-samples 200 ...
+
+It keeps the platform's trainable contract (gansweep/platform/trainable_registry.py): it
+opens the trial's MLflow run through the records layer, logs and reports the recorded
+metrics at every recorded evaluation with a checkpoint, and closes the run with its
+outcome. So Tune, Optuna, every scheduler, the ranking, replication, export and the
+report run exactly as on real trials, and the platform never asks which it runs.
+
+- The curve: the table's rows of the trial's config (every searched field must match;
+  the config must be in the landscape). A trial replays the seed chosen by its trial id
+  (a stable hash); a replica (a config retrained on a fresh seed) replays another seed
+  than the trial it replicates, so replication meets the recorded seed-to-seed spread.
+- The time: each evaluation comes after ``speed`` x the recorded training seconds since
+  the last one (``GANSWEEP_REPLAY_SPEED``; 0, the default, is instant).
+- The table: ``GANSWEEP_REPLAY_TABLE`` (default: the committed ring8_landscape.csv).
+  Both variables are read where the sweep starts; Ray sends their values to the workers
+  with this file's code.
+
+It imports no torch (nor the trial schema, which loads it): a replay trial is a light
+process, so hundreds can be in flight on one machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from ray import tune
+
+from gansweep.records.ranking import trial_outcome
+from gansweep.records.run_format import REPLICA_KEY, SweepRecords, TrialIdentity
+from gansweep.records.write import TrialRun
+
+TABLE = Path(
+    os.environ.get("GANSWEEP_REPLAY_TABLE", Path(__file__).with_name("ring8_landscape.csv"))
+).resolve()
+SPEED = float(os.environ.get("GANSWEEP_REPLAY_SPEED", "0"))
+CHECKPOINT_FILE = "replay.json"
+# The table's columns that are not a config field nor a metric (record.py writes them).
+KEYS = ("combination", "trial_id", "status")
+
+_loaded: dict[str, Landscape] = {}  # per process: a reused actor reads the table once
+
+
+class Landscape:
+    """A recorded landscape table: one row per (config, seed, evaluation step); the
+    config's fields come first, up to ``step``, then KEYS, then the metrics."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        columns = list(frame.columns)
+        self.fields = columns[: columns.index("step")]
+        self.metrics = [c for c in columns[columns.index("step") :] if c not in KEYS]
+        self.frame = frame
+
+    @classmethod
+    def read(cls, path: str | Path) -> Landscape:
+        key = str(path)
+        if key not in _loaded:
+            _loaded[key] = cls(pd.read_csv(path))
+        return _loaded[key]
+
+    def runs_of(self, config: dict[str, Any]) -> pd.DataFrame:
+        """The rows of `config` (every seed): the rows whose fields equal each field the
+        config sets, except its seed. Raises KeyError unless exactly one config matches."""
+        rows = np.ones(len(self.frame), dtype=bool)
+        for name, value in config.items():
+            if name == "seed" or name not in self.fields:
+                continue
+            column = self.frame[name]
+            if isinstance(value, float) and pd.api.types.is_float_dtype(column):
+                rows &= np.isclose(column.to_numpy(dtype=float), value, rtol=1e-9, atol=0)
+            elif value is None:
+                rows &= column.isna().to_numpy()
+            else:
+                rows &= (column.astype(str) == str(value)).to_numpy()
+        found = self.frame[rows]
+        configs = found.drop_duplicates([f for f in self.fields if f != "seed"])
+        if len(configs) != 1:
+            raise KeyError(f"{len(configs)} configs of the landscape match {config}")
+        return found
+
+    def curve(self, config: dict[str, Any], trial_id: str) -> pd.DataFrame:
+        """The evaluations this trial replays, in step order (see replayed_seed)."""
+        runs = self.runs_of(config)
+        seeds = sorted(int(s) for s in runs["seed"].unique())
+        seed = replayed_seed(seeds, trial_id, config.get(REPLICA_KEY))
+        return runs[runs["seed"] == seed].sort_values("step")
+
+
+def _hash(text: str) -> int:
+    return zlib.crc32(text.encode())  # stable across processes, unlike hash()
+
+
+def replayed_seed(seeds: list[int], trial_id: str, replica_of: str | None) -> int:
+    """A trial's recorded seed, from its trial id; a replica's, another one than its
+    trial's (where the table has more than one)."""
+    if replica_of is None or len(seeds) == 1:
+        return seeds[_hash(trial_id) % len(seeds)]
+    theirs = _hash(replica_of) % len(seeds)
+    return seeds[(theirs + 1 + _hash(trial_id) % (len(seeds) - 1)) % len(seeds)]
+
+
+def replay(config: dict[str, Any], context: SweepRecords) -> None:
+    """The trainable (see the module's docstring)."""
+    landscape = Landscape.read(TABLE)
+    trial_id = tune.get_context().get_trial_id()
+    replica_of = config.get(REPLICA_KEY)
+    curve = landscape.curve(config, trial_id)
+    first = curve.iloc[0]
+    # The params a real trial logs: the recorded config, with this trial's own values
+    # (a replica's fresh seed; a trial that sets no seed logs the seed it replays).
+    params = {f: _plain(first[f]) for f in landscape.fields}
+    params.update({k: v for k, v in config.items() if k in params})
+    run_id, done_step, spent = None, 0, 0.0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            saved = json.loads((Path(folder) / CHECKPOINT_FILE).read_text())
+        run_id, done_step = saved["mlflow_run_id"], saved["step"]
+        spent = float(curve.loc[curve["step"] <= done_step, "train_seconds"].max())
+    who = TrialIdentity(context, trial_id, str(first["combination"]), replica_of)
+    run = TrialRun(who, params, run_id)
+    metrics: dict[str, float] = {}
+    for _, row in curve[curve["step"] > done_step].iterrows():
+        if SPEED > 0:
+            time.sleep(SPEED * max(0.0, float(row["train_seconds"]) - spent))
+        spent = float(row["train_seconds"])
+        metrics = {m: float(row[m]) for m in landscape.metrics if pd.notna(row[m])}
+        step = int(row["step"])
+        run.log_evaluation(metrics, step, [])
+        with tempfile.TemporaryDirectory(prefix="gansweep-replay-") as folder:
+            state = {"step": step, "mlflow_run_id": run.run_id, "trial_id": trial_id}
+            (Path(folder) / CHECKPOINT_FILE).write_text(json.dumps(state))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+    last = curve.iloc[-1]
+    run.finish(trial_outcome(last["step"], last["steps"], bool(last["diverged"])))
+
+
+def _plain(value: Any) -> Any:
+    """A table cell as the plain Python value a config holds (NaN: None)."""
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
