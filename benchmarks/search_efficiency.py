@@ -24,12 +24,21 @@ noise hits both alike; the figures are reported as measured, whichever way they 
 
     python benchmarks/search_efficiency.py [--datasets ring8,grid25] [--budget 32]
         [--seeds 0,1,2,3,4] [--top 3] [--replicas 3]
+
+On a recorded landscape instead (benchmarks/landscape/compare.py): every method at
+budgets 16, 32 and 64 on 50 sampler seeds, in simulated sweeps that run the platform's
+own searcher, scheduler and ranking, with cost in training core-seconds from the table;
+`--levers` adds the variants of the default method that were measured:
+
+    python benchmarks/search_efficiency.py --replay benchmarks/landscape/ring8_landscape.csv
+        [--budgets 16,32,64] [--replay-seeds 50] [--methods all] [--levers] [--concurrent 4]
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -99,7 +108,20 @@ def main() -> None:
     parser.add_argument("--max-concurrent", type=int, default=2)
     parser.add_argument("--cpus", type=int, default=2, help="CPUs given to Ray")
     parser.add_argument("--steps", type=int, default=None, help="override STEPS")
+    parser.add_argument("--replay", metavar="TABLE", help="compare on a recorded landscape")
+    parser.add_argument("--budgets", default="16,32,64", help="(--replay) trials per sweep")
+    parser.add_argument("--replay-seeds", type=int, default=50, help="(--replay) sampler seeds")
+    parser.add_argument("--methods", default="all", help="(--replay) comma-separated, or all")
+    parser.add_argument("--levers", action="store_true", help="(--replay) + the default's variants")
+    parser.add_argument("--concurrent", type=int, default=4, help="(--replay) trials in flight")
+    parser.add_argument("--jobs", type=int, default=None, help="(--replay) processes")
     args = parser.parse_args()
+    if args.replay:
+        sys.path.insert(0, str(Path(__file__).resolve().parent / "landscape"))
+        import compare
+
+        compare.run(**compare.parse(args), emit=runs.json_lines())
+        return
     seeds = [int(s) for s in args.seeds.split(",")]
     emit = runs.json_lines()
     runs.init_ray(num_cpus=args.cpus)

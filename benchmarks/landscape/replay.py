@@ -60,7 +60,9 @@ class Landscape:
         columns = list(frame.columns)
         self.fields = columns[: columns.index("step")]
         self.metrics = [c for c in columns[columns.index("step") :] if c not in KEYS]
-        self.frame = frame
+        # One id per config (every field but the seed), for whoever compares configs.
+        keys = [f for f in self.fields if f != "seed"]
+        self.frame = frame.assign(config_id=frame.groupby(keys, dropna=False).ngroup())
 
     @classmethod
     def read(cls, path: str | Path) -> Landscape:

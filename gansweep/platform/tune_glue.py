@@ -126,6 +126,25 @@ class ResumableOptunaSearch(OptunaSearch):
     tests/platform/test_tune_glue.py fails loudly if those attributes change.
     """
 
+    def __init__(self, *args: Any, stopped_as_pruned: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stopped_as_pruned = stopped_as_pruned
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict | None = None, error: bool = False
+    ) -> None:
+        """With stopped_as_pruned, a trial the scheduler stopped early is told to Optuna
+        as PRUNED (its value at every rung was reported with on_trial_result), not as
+        COMPLETE at its early value: TPE then ranks it after every trial that ran its
+        full budget, by how far it got and its value there (as BOHB compares trials at
+        equal budget), instead of among them."""
+        if self.stopped_as_pruned and not error and result and _stopped_early(result):
+            if trial_id not in self._completed_trials:
+                self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
+                self._completed_trials.add(trial_id)
+            return
+        super().on_trial_complete(trial_id, result, error)
+
     def restore(self, checkpoint_path: str) -> None:
         super().restore(checkpoint_path)
         study = self._ot_study
@@ -141,6 +160,13 @@ class ResumableOptunaSearch(OptunaSearch):
             if trial.number not in known:
                 log.warning("Optuna trial %d was lost with the driver: FAIL", trial.number)
                 study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+
+
+def _stopped_early(result: dict) -> bool:
+    """A last result short of its trial's planned steps, and not diverged: the scheduler
+    stopped it (Tune puts the trial's config in every result)."""
+    planned = split_config(result["config"])[0].steps
+    return result.get("step", 0) < planned and not result.get("diverged")
 
 
 class FixedConfigs(Searcher):
@@ -220,6 +246,33 @@ def _name_of(trial: Trial) -> str:
     return trial_run_name(trial.config, trial.trial_id)
 
 
+# Whether Optuna hears of a trial stopped early as PRUNED (see ResumableOptunaSearch).
+STOPPED_AS_PRUNED = False
+
+
+def optuna_searcher(
+    space: SearchSpace,
+    options: SweepOptions,
+    study_name: str | None = None,
+    storage: optuna.storages.BaseStorage | None = None,
+    *,
+    sampler: optuna.samplers.BaseSampler | None = None,
+    stopped_as_pruned: bool = STOPPED_AS_PRUNED,
+) -> ResumableOptunaSearch:
+    """The search's Optuna searcher (its study in `storage`; None: in memory, as the
+    search benchmark's simulated sweeps use it). `sampler` and `stopped_as_pruned` are
+    for that benchmark's variants; a sweep takes the defaults."""
+    return ResumableOptunaSearch(
+        stopped_as_pruned=stopped_as_pruned,
+        space=space.define,
+        metric=options.metric,
+        mode=options.mode,
+        sampler=sampler or SAMPLERS[options.sampler](options.seed, options.num_samples),
+        study_name=study_name,
+        storage=storage,
+    )
+
+
 def build_tuner(
     manifest: Manifest, space: SearchSpace, options: SweepOptions
 ) -> tuple[Any, tune.Tuner]:
@@ -238,14 +291,8 @@ def build_tuner(
         searcher, tell_optuna, param_space = pbt.search(manifest, space, options, sampler)
         scheduler, extra = pbt.scheduler(space, scheduler_budget(space)[1]), [tell_optuna]
     else:
-        searcher = ResumableOptunaSearch(
-            space=space.define,
-            metric=options.metric,
-            mode=options.mode,
-            sampler=sampler,
-            study_name=manifest.study_name,
-            storage=optuna.storages.RDBStorage(manifest.study_storage),
-        )
+        storage = optuna.storages.RDBStorage(manifest.study_storage)
+        searcher = optuna_searcher(space, options, manifest.study_name, storage)
         scheduler = SCHEDULERS[options.scheduler](*scheduler_budget(space))
         if backfill.applies(options.scheduler, options.replicate_top, options.time_budget, space):
             seeds = backfill.replica_seeds(space, options.seeds)

@@ -1,0 +1,165 @@
+"""Search methods compared on a recorded landscape (`search_efficiency.py --replay TABLE`).
+
+Each method runs its simulated sweeps (simulate.py) at each budget on every sampler seed,
+without replication; efficiency.py turns them into the figures, one JSON line per
+method and budget. A method is a sampler and a scheduler of the platform's registries;
+a lever (`--levers`) is a variant of the default method with one thing changed, measured
+the same way, so that what ships as the default is what the figures choose.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import optuna
+from efficiency import Runs, summary
+from ray.tune.schedulers import TrialScheduler
+from ray.tune.search import Searcher
+from replay import Landscape
+from simulate import Trace, simulate, true_quality
+
+from gansweep.platform import schedulers, tune_glue
+from gansweep.platform.sweep_input import SweepOptions
+from gansweep.search_spaces import SearchSpace, load_space
+
+HERE = Path(__file__).resolve().parent
+SPACE = HERE / "ring8_space.yaml"
+BASELINE = "random+fifo"
+METHODS: dict[str, dict[str, str]] = {
+    BASELINE: {"sampler": "random", "scheduler": "fifo"},
+    "tpe+asha": {"sampler": "tpe", "scheduler": "asha"},
+    "tpe+hyperband": {"sampler": "tpe", "scheduler": "hyperband"},
+    "cmaes+asha": {"sampler": "cmaes", "scheduler": "asha"},
+}
+Variant = Callable[[SearchSpace, SweepOptions], tuple[Searcher | None, TrialScheduler | None]]
+
+
+def _pruned(space: SearchSpace, options: SweepOptions) -> tuple[Searcher, None]:
+    return tune_glue.optuna_searcher(space, options, stopped_as_pruned=True), None
+
+
+def _told_complete(space: SearchSpace, options: SweepOptions) -> tuple[Searcher, None]:
+    return tune_glue.optuna_searcher(space, options, stopped_as_pruned=False), None
+
+
+def _tpe(**settings: Any) -> Variant:
+    def build(space: SearchSpace, options: SweepOptions) -> tuple[Searcher, None]:
+        startup = tune_glue.startup_trials(options.num_samples)
+        sampler = optuna.samplers.TPESampler(
+            seed=options.seed, **{"n_startup_trials": startup, **settings}
+        )
+        return tune_glue.optuna_searcher(space, options, sampler=sampler), None
+
+    return build
+
+
+def _asha(reduction_factor: int) -> Variant:
+    def build(space: SearchSpace, options: SweepOptions) -> tuple[None, TrialScheduler]:
+        max_t, grace = schedulers.scheduler_budget(space)
+        return None, schedulers.ReplicaSafeASHA(
+            time_attr="step", max_t=max_t, grace_period=grace, reduction_factor=reduction_factor
+        )
+
+    return build
+
+
+# Variants of the default method (tpe+asha), each with one thing changed.
+LEVERS: dict[str, Variant] = {
+    "stopped-as-pruned": _pruned,
+    "stopped-as-complete": _told_complete,
+    "asha-rf2": _asha(2),
+    "asha-rf4": _asha(4),
+    "tpe-constant-liar": _tpe(constant_liar=True),
+    "tpe-startup-2": _tpe(n_startup_trials=2),
+    "tpe-startup-8": _tpe(n_startup_trials=8),
+}
+
+
+def default_method() -> str:
+    """The method whose sampler and scheduler are the ones `gansweep sweep` defaults to."""
+    shipped = SweepOptions()
+    return next(
+        name
+        for name, m in METHODS.items()
+        if (m["sampler"], m["scheduler"]) == (shipped.sampler, shipped.scheduler)
+    )
+
+
+def _one(table: str, method: str, budget: int, concurrent: int, seed: int) -> tuple[int, Trace]:
+    """One simulated sweep (in a worker process)."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    landscape = Landscape.read(table)
+    space = load_space(str(SPACE))
+    base, _, lever = method.partition("/")
+    options = SweepOptions(
+        **METHODS[base],
+        num_samples=budget,
+        max_concurrent=concurrent,
+        seed=seed,
+        mode="min",
+        replicate_top=0,
+    )
+    searcher, scheduler = LEVERS[lever](space, options) if lever else (None, None)
+    return seed, simulate(landscape, space, options, searcher, scheduler)
+
+
+def run(
+    table: Path,
+    methods: list[str],
+    budgets: list[int],
+    seeds: list[int],
+    concurrent: int,
+    jobs: int,
+    emit: Callable[[dict[str, Any]], None],
+) -> None:
+    landscape = Landscape.read(table)
+    quality = true_quality(landscape)
+    mean, worst = quality["mean"].to_dict(), quality["worst"].to_dict()
+    default = default_method()
+    if BASELINE not in methods:
+        methods = [BASELINE, *methods]
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for budget in budgets:
+            runs: dict[str, Runs] = {}
+            for method in methods:
+                work = partial(_one, str(table), method, budget, concurrent)
+                traces = dict(pool.map(work, seeds))
+                runs[method] = Runs.of([traces[s] for s in seeds], mean, worst)
+                figures = summary(runs[method], runs[BASELINE])
+                emit(
+                    {
+                        "method": method,
+                        "budget": budget,
+                        "seeds": len(seeds),
+                        "default": method == default,
+                        **figures,
+                        "concurrent": concurrent,
+                        "configs": len(quality),
+                        "table": str(table),
+                    }
+                )
+
+
+def parse(args: Any) -> dict[str, Any]:
+    """search_efficiency.py's replay arguments, checked."""
+    methods = list(METHODS) if args.methods == "all" else args.methods.split(",")
+    if args.levers:
+        methods += [f"{default_method()}/{lever}" for lever in LEVERS]
+    for method in methods:
+        base, _, lever = method.partition("/")
+        if base not in METHODS or (lever and lever not in LEVERS):
+            valid = ", ".join([*METHODS, *(f"{default_method()}/{lv}" for lv in LEVERS)])
+            raise SystemExit(f"unknown method {method!r}; valid: {valid}")
+    return {
+        "table": Path(args.replay),
+        "methods": methods,
+        "budgets": [int(b) for b in args.budgets.split(",")],
+        "seeds": list(range(args.replay_seeds)),
+        "concurrent": args.concurrent,
+        "jobs": args.jobs or os.cpu_count() or 1,
+    }
