@@ -46,6 +46,9 @@ TABLE = Path(
 ).resolve()
 SPEED = float(os.environ.get("GANSWEEP_REPLAY_SPEED", "0"))
 CHECKPOINT_FILE = "replay.json"
+# TrialConfig's default seed, for a trial whose config sets none (the replay loads no
+# trial schema, which loads torch; tests/landscape/test_replay.py checks the two agree).
+DEFAULT_SEED = 0
 # The table's columns that are not a config field nor a metric (record.py writes them).
 KEYS = ("combination", "trial_id", "status")
 
@@ -119,10 +122,10 @@ def replay(config: dict[str, Any], context: SweepRecords) -> None:
     replica_of = config.get(REPLICA_KEY)
     curve = landscape.curve(config, trial_id)
     first = curve.iloc[0]
-    # The params a real trial logs: the recorded config, with this trial's own values
-    # (a replica's fresh seed; a trial that sets no seed logs the seed it replays).
+    # The params a real trial logs: the recorded config with this trial's own values (its
+    # seed, not the recorded one it replays: replication picks fresh seeds from these).
     params = {f: _plain(first[f]) for f in landscape.fields}
-    params.update({k: v for k, v in config.items() if k in params})
+    params.update({"seed": DEFAULT_SEED, **{k: v for k, v in config.items() if k in params}})
     run_id, done_step, spent = None, 0, 0.0
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
