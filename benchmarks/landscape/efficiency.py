@@ -71,7 +71,9 @@ def summary(method: Runs, baseline: Runs, draws: int = 1000, seed: int = 0) -> d
         cost_ratio(method, baseline, rng.integers(0, n, n), rng.integers(0, m, m))
         for _ in range(draws)
     ]
-    low, high = np.percentile(boot, [2.5, 97.5])  # inf where over half never reach it
+    # "nearest": no interpolation between a ratio and inf (a resample where over half
+    # of the seeds never reach the target), which would give NaN.
+    low, high = np.percentile(boot, [2.5, 97.5], method="nearest")
     paired = min(n, m)
     return {
         "cost_ratio": _finite(ratio),

@@ -69,6 +69,7 @@ class Trace:
     champions: list[int]
     total_cost: float
     trials: int
+    trials_run: list[SimTrial]  # in the order they were suggested
 
 
 class Controller:
@@ -122,7 +123,7 @@ class Controller:
             self._result(trial)
             costs.append(self.cost())
             champions.append(self.champion())
-        return Trace(costs, champions, self.cost(), suggested)
+        return Trace(costs, champions, self.cost(), suggested, self.trials)
 
     def _fill_slots(self, suggested: int) -> int:
         while sum(t.status == Trial.RUNNING for t in self.trials) < self.options.max_concurrent:
