@@ -150,6 +150,9 @@ CASES = [
     (["sweep", "--space", "nope"], "unknown search space 'nope'"),
     (["sweep", "--sampler", "anneal"], "unknown sampler 'anneal'; valid: tpe, random, gp"),
     (["sweep", "--scheduler", "pbs"], "unknown scheduler 'pbs'; valid: asha, hyperband, fifo, pbt"),
+    (["sweep", "--trainable", "replay"], "unknown trainable 'replay'; valid: gan, or MODULE:"),
+    (["sweep", "--trainable", "nowhere.py:replay"], "trainable 'nowhere.py:replay': no file"),
+    (["sweep", "--trainable", "gansweep.files:train"], "'gansweep.files' has no function 'train'"),
     (
         ["sweep", "--scheduler", "pbt", "--space", "fixed_lr.yaml"],
         "scheduler 'pbt' needs a searched",

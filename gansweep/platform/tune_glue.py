@@ -140,7 +140,9 @@ class ResumableOptunaSearch(OptunaSearch):
         equal budget), instead of among them."""
         if self.stopped_as_pruned and not error and result and _stopped_early(result):
             if trial_id not in self._completed_trials:
-                self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
+                study = self._ot_study
+                assert isinstance(study, optuna.Study), "OptunaSearch set its study up"
+                study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
                 self._completed_trials.add(trial_id)
             return
         super().on_trial_complete(trial_id, result, error)
@@ -291,8 +293,8 @@ def build_tuner(
         searcher, tell_optuna, param_space = pbt.search(manifest, space, options, sampler)
         scheduler, extra = pbt.scheduler(space, scheduler_budget(space)[1]), [tell_optuna]
     else:
-        storage = optuna.storages.RDBStorage(manifest.study_storage)
-        searcher = optuna_searcher(space, options, manifest.study_name, storage)
+        study = optuna.storages.RDBStorage(manifest.study_storage)
+        searcher = optuna_searcher(space, options, manifest.study_name, study)
         scheduler = SCHEDULERS[options.scheduler](*scheduler_budget(space))
         if backfill.applies(options.scheduler, options.replicate_top, options.time_budget, space):
             seeds = backfill.replica_seeds(space, options.seeds)
