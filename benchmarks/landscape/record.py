@@ -19,6 +19,7 @@ and CPU seconds so far), its trial id and how it ended.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -98,17 +99,26 @@ def run_rows(client: MlflowClient, run) -> list[dict]:  # type: ignore[no-untype
     return [{**config, **keys, **metrics} for _, metrics in sorted(by_step.items())]
 
 
-def table(work: Path, seeds: tuple[int, ...]) -> pd.DataFrame:
-    """Every trial run of the seed sweeps, one row per evaluation, sorted."""
+def table(work: Path, seeds: tuple[int, ...]) -> tuple[pd.DataFrame, dict[int, float]]:
+    """Every trial run of the seed sweeps, one row per evaluation, sorted; and each seed
+    sweep's wall seconds so far (its first run's start to its last run's end)."""
     rows: list[dict] = []
+    wall: dict[int, float] = {}
     for seed in seeds:
-        manifest = Manifest.load(work / "sweeps", sweep_name(seed))
+        try:
+            manifest = Manifest.load(work / "sweeps", sweep_name(seed))
+        except LookupError:
+            print(f"{sweep_name(seed)}: not recorded yet", flush=True)
+            continue
         client = MlflowClient(manifest.tracking_uri)
         runs = child_runs(manifest.tracking_uri, manifest.experiment_id, manifest.parent_run_id)
         # Runs still training (or cut off with a driver) have no outcome yet: left out
         # until a later `run` completes them.
         ended = [r for r in runs if r.data.tags.get(TAG_STATUS) in RECORDED]
         print(f"{sweep_name(seed)}: {len(ended)} ended trial runs of {len(runs)}", flush=True)
+        if ended:
+            first = min(r.info.start_time for r in ended)
+            wall[seed] = (max(r.info.end_time or 0 for r in ended) - first) / 1000
         for i, run in enumerate(ended):
             rows.extend(run_rows(client, run))
             if (i + 1) % 50 == 0:
@@ -119,9 +129,8 @@ def table(work: Path, seeds: tuple[int, ...]) -> pd.DataFrame:
     frame = frame[[*fields, "step", *KEYS, *metrics]]
     frame["step"] = frame["step"].astype(int)
     config_keys = [f for f in fields if f != "seed"]
-    return frame.sort_values([*config_keys, "seed", "step"], na_position="first").reset_index(
-        drop=True
-    )
+    order = [*config_keys, "seed", "step"]
+    return frame.sort_values(order, na_position="first").reset_index(drop=True), wall
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -136,10 +145,21 @@ def main(argv: list[str] | None = None) -> None:
     if args.what == "run":
         record(work, seeds, args.max_concurrent)
         return
-    frame = table(work, seeds)
+    frame, wall = table(work, seeds)
     frame.to_csv(args.out, index=False)
-    configs = frame.drop_duplicates([f for f in TrialConfig.model_fields if f != "seed"])
-    print(f"{args.out}: {len(frame)} rows, {len(configs)} configs, seeds {list(seeds)}")
+    fields = [f for f in TrialConfig.model_fields if f != "seed"]
+    configs = frame.groupby(fields, dropna=False).ngroup()
+    last = frame.groupby("trial_id").tail(1)
+    summary = {
+        "table": str(args.out),
+        "rows": len(frame),
+        "bytes": args.out.stat().st_size,
+        "configs": int(configs.nunique()),
+        "configs_per_seed": {int(k): int(v) for k, v in last.groupby("seed").size().items()},
+        "wall_s_per_seed": {k: round(v) for k, v in wall.items()},
+        "train_core_s": round(float(last["train_seconds"].sum())),
+    }
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":
