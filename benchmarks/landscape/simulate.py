@@ -33,6 +33,7 @@ import pandas as pd
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 from ray.tune.search import Searcher
+from ray.tune.utils import flatten_dict
 from replay import Landscape
 
 from gansweep.platform.schedulers import SCHEDULERS, scheduler_budget
@@ -100,14 +101,17 @@ class Controller:
         return self.trials
 
     def stop_trial(self, trial: SimTrial) -> None:
-        """As Tune's stop_trial: a waiting trial is removed, a running one completes."""
+        """As Tune's stop_trial: a waiting trial is removed (the searcher hears of it with
+        no result: Optuna marks it PRUNED), a running one completes."""
         if trial.status in (Trial.PAUSED, Trial.PENDING):
             self.scheduler.on_trial_remove(self, trial)
+            trial.status = Trial.TERMINATED
+            self.searcher.on_trial_complete(trial.trial_id, None)
         elif trial.status == Trial.RUNNING:
             self.events = [e for e in self.events if e[2] is not trial]
             heapq.heapify(self.events)
-            self.scheduler.on_trial_complete(self, trial, trial.results[-1])
-        self._end(trial)
+            trial.trained += self.now - trial.resumed_at  # what it trained since its result
+            self._complete(trial)
 
     # ------------------------------------------------------------------ the loop
 
@@ -147,7 +151,12 @@ class Controller:
 
     def _start(self, trial: SimTrial) -> None:
         trial.status, trial.resumed_at = Trial.RUNNING, self.now
-        self._schedule_next(trial)
+        if len(trial.results) == len(trial.curve):
+            # Paused at its last result, resumed: its function returns at once, and Tune
+            # ends it with its last result, asking the scheduler nothing more.
+            self._complete(trial)
+        else:
+            self._schedule_next(trial)
 
     def _schedule_next(self, trial: SimTrial) -> None:
         row = trial.curve.iloc[len(trial.results)]
@@ -155,31 +164,39 @@ class Controller:
         heapq.heappush(self.events, (self.now + wait, next(self._tie), trial))
 
     def _result(self, trial: SimTrial) -> None:
+        """As Tune's _on_training_result: the scheduler decides first, and the searcher
+        hears of the result only if the trial goes on; both get the flattened result,
+        with what Tune adds to it (training_iteration, config/<field>)."""
         row = trial.curve.iloc[len(trial.results)]
-        result = {m: float(row[m]) for m in self.landscape.metrics if pd.notna(row[m])}
-        # What Tune adds to every result, and the searcher reads.
-        result["training_iteration"] = len(trial.results) + 1
-        result["config"] = trial.config
-        trial.results.append(result)
+        metrics = {m: float(row[m]) for m in self.landscape.metrics if pd.notna(row[m])}
+        trial.results.append(metrics)
         trial.trained = float(row["train_seconds"])
         trial.resumed_at = self.now
-        self.searcher.on_trial_result(trial.trial_id, result)
-        decision = self.scheduler.on_trial_result(self, trial, result)
+        decision = self.scheduler.on_trial_result(self, trial, self._flat(trial))
         if trial.status == Trial.TERMINATED:  # the scheduler stopped it from inside
             return
-        if len(trial.results) == len(trial.curve) or decision == TrialScheduler.STOP:
-            self.scheduler.on_trial_complete(self, trial, result)
-            self._end(trial)
-        elif decision == TrialScheduler.PAUSE:
+        if decision != TrialScheduler.STOP:
+            self.searcher.on_trial_result(trial.trial_id, self._flat(trial))
+        if decision == TrialScheduler.PAUSE:  # even at its last result (HyperBand's max_t)
             trial.status = Trial.PAUSED
+        elif decision == TrialScheduler.STOP or len(trial.results) == len(trial.curve):
+            self._complete(trial)
         else:
             self._schedule_next(trial)
 
-    def _end(self, trial: SimTrial) -> None:
+    def _flat(self, trial: SimTrial) -> dict[str, Any]:
+        result = {
+            **trial.results[-1],
+            "training_iteration": len(trial.results),
+            "config": trial.config,
+        }
+        return flatten_dict(result)
+
+    def _complete(self, trial: SimTrial) -> None:
+        """A running trial ends: Tune's stop_trial on a RUNNING trial."""
+        self.scheduler.on_trial_complete(self, trial, self._flat(trial))
         trial.status = Trial.TERMINATED
-        self.searcher.on_trial_complete(
-            trial.trial_id, trial.results[-1] if trial.results else None
-        )
+        self.searcher.on_trial_complete(trial.trial_id, self._flat(trial))
 
     # ------------------------------------------------------------- what it costs, who leads
 

@@ -142,7 +142,11 @@ class ResumableOptunaSearch(OptunaSearch):
             if trial_id not in self._completed_trials:
                 study = self._ot_study
                 assert isinstance(study, optuna.Study), "OptunaSearch set its study up"
-                study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
+                trial = self._ot_trials[trial_id]
+                # Tune does not pass the result that stopped the trial to on_trial_result:
+                # report its value here, so TPE knows how far the trial got and where.
+                trial.report(result[self.metric], result["training_iteration"])
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
                 self._completed_trials.add(trial_id)
             return
         super().on_trial_complete(trial_id, result, error)
@@ -166,8 +170,10 @@ class ResumableOptunaSearch(OptunaSearch):
 
 def _stopped_early(result: dict) -> bool:
     """A last result short of its trial's planned steps, and not diverged: the scheduler
-    stopped it (Tune puts the trial's config in every result)."""
-    planned = split_config(result["config"])[0].steps
+    stopped it. Tune hands searchers the result flattened, its trial's config included
+    as config/<field>."""
+    config = {k[len("config/") :]: v for k, v in result.items() if k.startswith("config/")}
+    planned = split_config(config)[0].steps
     return result.get("step", 0) < planned and not result.get("diverged")
 
 
@@ -264,7 +270,7 @@ def optuna_searcher(
     """The search's Optuna searcher (its study in `storage`; None: in memory, as the
     search benchmark's simulated sweeps use it). `sampler` and `stopped_as_pruned` are
     for that benchmark's variants; a sweep takes the defaults."""
-    return ResumableOptunaSearch(
+    searcher = ResumableOptunaSearch(
         stopped_as_pruned=stopped_as_pruned,
         space=space.define,
         metric=options.metric,
@@ -273,6 +279,11 @@ def optuna_searcher(
         study_name=study_name,
         storage=storage,
     )
+    # Named, so optuna-dashboard shows the metric rather than "Objective 0".
+    study = searcher._ot_study
+    assert isinstance(study, optuna.Study), "OptunaSearch sets its study up from a space"
+    study.set_metric_names([options.metric])
+    return searcher
 
 
 def build_tuner(

@@ -97,6 +97,7 @@ def test_the_optuna_study_has_every_trial(finished_sweep):
     )
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 4
     assert all("loss" in t.params for t in study.trials)
+    assert study.metric_names == ["distance"]  # optuna-dashboard names the objective
 
 
 def test_the_leaderboard_is_printed_with_where_things_are(finished_sweep):

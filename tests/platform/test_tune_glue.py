@@ -154,3 +154,29 @@ def test_a_time_budget_closes_the_runs_of_the_trials_it_stops(tmp_path):
     assert [r.data.tags["gansweep.status"] for r in trials] == [ranking.STOPPED_EARLY] * 2
     board = pd.read_csv(tmp_path / "sweeps" / "s" / "leaderboard.csv", dtype={"trial_id": str})
     assert list(board["rank"]) == [1, 2] and set(board["status"]) == {ranking.STOPPED_EARLY}
+
+
+@pytest.mark.parametrize("as_pruned", [True, False])
+def test_a_trial_stopped_early_is_told_to_optuna_as_pruned_at_its_rung(as_pruned):
+    """Tune hands the searcher flattened results (config/<field>) and never passes it the
+    result that stopped the trial through on_trial_result: the value at the rung must
+    still reach the study."""
+    from ray.tune.utils import flatten_dict
+
+    from gansweep.platform.sweep_input import SweepOptions
+    from gansweep.platform.tune_glue import optuna_searcher
+    from gansweep.search_spaces import parse_space
+
+    parsed = parse_space("fixed: {steps: 1500}\nparams:\n  loss: {choice: [ns, hinge]}\n")
+    options = SweepOptions(sampler="random", mode="min", num_samples=4)
+    search = optuna_searcher(parsed, options, stopped_as_pruned=as_pruned)
+    config = search.suggest("t1")
+    result = {"distance": 0.3, "step": 500.0, "diverged": 0.0, "training_iteration": 1}
+    search.on_trial_complete("t1", flatten_dict({**result, "config": config}))
+    (trial,) = search._ot_study.trials
+    if as_pruned:
+        assert trial.state == optuna.trial.TrialState.PRUNED
+        assert trial.intermediate_values == {1: 0.3}
+    else:
+        assert trial.state == optuna.trial.TrialState.COMPLETE and trial.value == 0.3
+    assert search._ot_study.metric_names == ["distance"]
