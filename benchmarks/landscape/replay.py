@@ -66,6 +66,7 @@ class Landscape:
         # One id per config (every field but the seed), for whoever compares configs.
         keys = [f for f in self.fields if f != "seed"]
         self.frame = frame.assign(config_id=frame.groupby(keys, dropna=False).ngroup())
+        self._found: dict[tuple, pd.DataFrame] = {}  # runs_of's answers (a sweep asks again)
 
     @classmethod
     def read(cls, path: str | Path) -> Landscape:
@@ -77,6 +78,12 @@ class Landscape:
     def runs_of(self, config: dict[str, Any]) -> pd.DataFrame:
         """The rows of `config` (every seed): the rows whose fields equal each field the
         config sets, except its seed. Raises KeyError unless exactly one config matches."""
+        key = tuple(sorted((k, repr(v)) for k, v in config.items() if k in self.fields))
+        if key not in self._found:
+            self._found[key] = self._match(config)
+        return self._found[key]
+
+    def _match(self, config: dict[str, Any]) -> pd.DataFrame:
         rows = np.ones(len(self.frame), dtype=bool)
         for name, value in config.items():
             if name == "seed" or name not in self.fields:

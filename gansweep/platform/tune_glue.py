@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -282,7 +283,9 @@ def optuna_searcher(
     # Named, so optuna-dashboard shows the metric rather than "Objective 0".
     study = searcher._ot_study
     assert isinstance(study, optuna.Study), "OptunaSearch sets its study up from a space"
-    study.set_metric_names([options.metric])
+    with warnings.catch_warnings():  # "experimental" since Optuna 3.2, and still there
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([options.metric])
     return searcher
 
 
