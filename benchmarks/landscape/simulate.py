@@ -13,8 +13,8 @@ recorded:
 - the scheduler is the platform's (schedulers.SCHEDULERS, budget from the space);
 - like Tune with max_concurrent_trials, at most `concurrent` trials are live (running or
   paused); a free slot resumes a trial the scheduler chooses, else asks the searcher;
-- a trial's result k arrives when it has trained the table's seconds to evaluation k
-  (its seed chosen from its trial id as the replay trainable chooses it);
+- a trial's result k arrives when it has trained the table's CPU seconds to evaluation
+  k (its seed chosen from its trial id as the replay trainable chooses it);
 - after each result, the running champion is the first trial of records.ranking's
   order over what has been observed (the rule every reader of a real sweep uses).
 
@@ -41,6 +41,12 @@ from gansweep.platform.sweep_input import SweepOptions
 from gansweep.platform.tune_glue import optuna_searcher
 from gansweep.records import ranking
 from gansweep.search_spaces import SearchSpace
+from gansweep.trainables.metric_registry import TRAIN_CPU_SECONDS
+
+# A trial's clock and its cost: the CPU seconds its process spent training (1 thread, so
+# core-seconds). Not the wall seconds: the recording shared its 2 cores with other work at
+# times, which stretched some trials' wall time but not the compute they used.
+COST = TRAIN_CPU_SECONDS
 
 
 @dataclass(eq=False)  # hashed by identity, as Ray's schedulers key their dicts by trial
@@ -160,7 +166,7 @@ class Controller:
 
     def _schedule_next(self, trial: SimTrial) -> None:
         row = trial.curve.iloc[len(trial.results)]
-        wait = float(row["train_seconds"]) - trial.trained
+        wait = float(row[COST]) - trial.trained
         heapq.heappush(self.events, (self.now + wait, next(self._tie), trial))
 
     def _result(self, trial: SimTrial) -> None:
@@ -170,7 +176,7 @@ class Controller:
         row = trial.curve.iloc[len(trial.results)]
         metrics = {m: float(row[m]) for m in self.landscape.metrics if pd.notna(row[m])}
         trial.results.append(metrics)
-        trial.trained = float(row["train_seconds"])
+        trial.trained = float(row[COST])
         trial.resumed_at = self.now
         decision = self.scheduler.on_trial_result(self, trial, self._flat(trial))
         if trial.status == Trial.TERMINATED:  # the scheduler stopped it from inside

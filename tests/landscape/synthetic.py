@@ -46,7 +46,8 @@ def synthetic_table(space_path: Path = SPACE, seeds: tuple[int, ...] = (0, 1, 2)
                         "diverged": float(diverged),
                         "high_quality": 0.0 if diverged else max(0.0, 1 - 10 * distance),
                         "modes_captured": 0.0 if diverged else 8.0,
-                        "train_seconds": per_step * step,
+                        "train_seconds": per_step * step * 1.1,
+                        "train_cpu_seconds": per_step * step,
                     }
                 )
                 if diverged:

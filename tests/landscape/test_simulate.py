@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from efficiency import Runs, cost_ratio, cost_to_target, summary
 from replay import Landscape
-from simulate import Trace, simulate, true_quality
+from simulate import COST, Trace, simulate, true_quality
 from synthetic import SPACE, synthetic_table
 
 from gansweep.platform.sweep_input import SweepOptions
@@ -89,7 +89,7 @@ def test_a_simulated_sweep_costs_what_its_trials_trained(one_seed_table):
             space,
             options(sampler=method[0], scheduler=method[1], num_samples=16, max_concurrent=4),
         )
-        trained = sum(t.curve["train_seconds"].iloc[len(t.results) - 1] for t in trace.trials_run)
+        trained = sum(t.curve[COST].iloc[len(t.results) - 1] for t in trace.trials_run)
         assert trace.total_cost == pytest.approx(trained)
         assert trace.trials == 16 and len(trace.trials_run) == 16
         assert trace.costs == sorted(trace.costs)  # cost only grows
