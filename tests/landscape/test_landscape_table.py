@@ -54,8 +54,9 @@ def retrain_matches(landscape: Landscape, row: pd.Series, tmp_path) -> None:
 
 
 def test_a_row_retrained_with_gansweep_train_reproduces_its_metrics(landscape, tmp_path):
-    # The cheapest config (one D step per G step) of seed 1's first recorded run.
-    runs = landscape.frame[(landscape.frame["n_critic"] == 1) & (landscape.frame["seed"] == 1)]
+    # A cheap config (one D step per G step) on the last seed recorded.
+    frame = landscape.frame
+    runs = frame[(frame["n_critic"] == 1) & (frame["seed"] == frame["seed"].max())]
     retrain_matches(landscape, runs.sort_values("trial_id").iloc[0], tmp_path)
 
 
