@@ -16,6 +16,7 @@ from gansweep.platform.schedulers import SCHEDULERS
 from gansweep.platform.trainable_registry import (
     DEFAULT_TRAINABLE,
     TrainableError,
+    canonical,
     load_trainable,
 )
 from gansweep.platform.tune_glue import SAMPLERS
@@ -197,6 +198,7 @@ def prepare(options: SweepOptions) -> PreparedSweep:
         load_trainable(options.trainable)
     except TrainableError as err:
         raise SweepInputError(str(err)) from None
+    options = dataclasses.replace(options, trainable=canonical(options.trainable))
     if options.sampler not in SAMPLERS:
         raise SweepInputError(f"unknown sampler {options.sampler!r}; valid: {', '.join(SAMPLERS)}")
     if options.sampler == "grid" and not space.is_discrete:

@@ -72,6 +72,15 @@ def load_trainable(name: str) -> Callable[..., Any]:
     return function
 
 
+def canonical(name: str) -> str:
+    """The --trainable as the manifest keeps it: a file reference made absolute, so that
+    `resume` from another folder finds the same file."""
+    where, sep, attr = name.rpartition(":")
+    if sep and where.endswith(".py"):
+        return f"{Path(where).expanduser().resolve()}:{attr}"
+    return name
+
+
 def _module_from_file(path: Path, name: str, valid: str) -> Any:
     path = path.expanduser().resolve()
     if not path.is_file():

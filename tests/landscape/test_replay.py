@@ -130,3 +130,11 @@ def test_its_champion_best_yaml_and_report_agree_with_the_table(replay_sweep):
     assert champion["distance_worst"] == pytest.approx(max(values))
     report = (cwd / "sweeps" / "replay" / "report.html").read_text()
     assert champion["trial_id"] in report and champion["combination"] in report
+
+
+def test_a_file_trainable_is_kept_by_its_absolute_path(monkeypatch):
+    from gansweep.platform.trainable_registry import canonical
+
+    monkeypatch.chdir(ROOT)
+    assert canonical("benchmarks/landscape/replay.py:replay") == REPLAY
+    assert canonical("gan") == "gan" and canonical("pkg.mod:fn") == "pkg.mod:fn"
