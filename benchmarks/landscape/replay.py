@@ -89,7 +89,8 @@ class Landscape:
             if name == "seed" or name not in self.fields:
                 continue
             column = self.frame[name]
-            if isinstance(value, float) and pd.api.types.is_float_dtype(column):
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if number and pd.api.types.is_numeric_dtype(column) and column.dtype != bool:
                 rows &= np.isclose(column.to_numpy(dtype=float), value, rtol=1e-9, atol=0)
             elif value is None:
                 rows &= column.isna().to_numpy()

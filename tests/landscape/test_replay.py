@@ -49,6 +49,8 @@ def test_a_config_outside_the_landscape_is_refused_by_name():
     landscape = Landscape.read(TABLE)
     config = {"loss": "ns", "penalty": "none", "n_critic": 1, "lr_g": 1e-3, "lr_d": 1e-3}
     assert len(landscape.runs_of(config)["config_id"].unique()) == 1
+    same = landscape.runs_of({**config, "n_critic": 1.0, "lr_g": 0.001})  # 1.0 is 1
+    assert same["config_id"].iloc[0] == landscape.runs_of(config)["config_id"].iloc[0]
     with pytest.raises(KeyError, match="0 configs"):
         landscape.runs_of({**config, "lr_g": 0.123})
     with pytest.raises(KeyError, match="configs of the landscape match"):  # lr_d unset
