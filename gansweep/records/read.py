@@ -24,12 +24,11 @@ from gansweep.records.run_format import (
     TAG_TRIAL_ID,
 )
 from gansweep.records.store import with_retries
+from gansweep.trainables.metric_registry import METRICS, PRIMARY_METRIC
 
-# Metrics worth a column of the trials table, when the trials report them.
-EXTRA_METRICS = (
-    "mmd", "modes_captured", "high_quality", "reverse_kl",  # 2-D mixtures
-    "fd", "classifier_score", "precision", "recall", "density", "coverage",  # images
-)  # fmt: skip
+# Metrics worth a column of the trials table, when the trials report them: every metric
+# of the registry (the sweep's own metric is the `value` column).
+EXTRA_METRICS = tuple(name for name in METRICS if name != PRIMARY_METRIC)
 
 
 def child_runs(

@@ -53,3 +53,26 @@ def test_a_champion_replicated_on_one_seed_exports_with_no_sd(tmp_path):
     spread = saved["_provenance"]["replicated"]["distance"]
     assert spread["sd"] is None and math.isfinite(spread["worst"])
     assert spread["mean"] == pytest.approx(spread["worst"])  # one seed: its value
+
+
+def test_the_trials_table_has_a_column_for_every_metric_of_the_registry():
+    """Every METRICS entry a run reports gets its column (a new metric needs no list)."""
+    import pandas as pd
+
+    from gansweep.records.read import trials_frame
+    from gansweep.trainables.metric_registry import METRICS
+
+    runs = pd.DataFrame(
+        [
+            {
+                "run_id": "r1", "artifact_uri": "", "status": "FINISHED", "start_time": 1000,
+                "end_time": 2000, "params.steps": "100", "metrics.step": 100.0,
+                **{f"metrics.{name}": float(i) for i, name in enumerate(METRICS)},
+            }
+        ]
+    )  # fmt: skip
+    table = trials_frame(runs, "distance", sweep_running=False)
+    assert table.loc[0, "value"] == 0.0  # distance, the sweep's metric
+    for i, name in enumerate(METRICS):
+        if name != "distance":
+            assert table.loc[0, name] == float(i), name
