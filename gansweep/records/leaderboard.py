@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -18,7 +18,9 @@ from gansweep.records.manifest import Manifest
 from gansweep.records.read import child_runs, runs_frame, trials_frame
 from gansweep.records.run_format import ROLE_REPLICA, ROLE_TRIAL, TAG_CONFIG
 from gansweep.records.store import with_retries
-from gansweep.trainables.config import TrialConfig
+
+if TYPE_CHECKING:
+    from gansweep.trainables.config import TrialConfig
 
 # The leaderboard's columns besides the replication ones, in order.
 BOARD_COLUMNS = ["rank", "trial_id", "combination", "status", "step", "planned_steps", "seconds"]
@@ -100,6 +102,9 @@ def _board(trials: pd.DataFrame, configs: pd.DataFrame, metric: str) -> pd.DataF
 
 def config_from_params(params: dict[str, str]) -> TrialConfig:
     """A run's TrialConfig from its MLflow params (strings; None was written as "")."""
+    # Deferred: the trial schema loads torch, which `ls` and `status` never need.
+    from gansweep.trainables.config import TrialConfig
+
     fields = TrialConfig.model_fields
     values: dict[str, Any] = {k: (None if v == "" else v) for k, v in params.items() if k in fields}
     return TrialConfig.from_dict(values)
@@ -110,5 +115,7 @@ def run_config(uri: str, run_id: str) -> TrialConfig:
     run_format.TAG_CONFIG)."""
     run = with_retries(lambda: MlflowClient(uri).get_run(run_id))
     if TAG_CONFIG in run.data.tags:
+        from gansweep.trainables.config import TrialConfig  # deferred, as above
+
         return TrialConfig.from_dict(json.loads(run.data.tags[TAG_CONFIG]))
     return config_from_params(run.data.params)

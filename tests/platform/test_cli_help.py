@@ -2,6 +2,9 @@
 ending in " ." where a "[default: ...]" inside a help string used to vanish."""
 
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -22,3 +25,29 @@ def test_help_texts_end_cleanly(command):
         # The computed defaults are still shown, as the default.
         shown = "runs/<dataset>-<combination>-<time>" if command == "train" else "<space>-<time>"
         assert f"[default: ({shown})]" in text
+
+
+@pytest.mark.parametrize("command", [["--help"], ["ls"], ["sweep", "--help"]])
+def test_the_fast_commands_load_neither_torch_nor_ray(command, tmp_path):
+    """`gansweep --help` and `ls` read the CLI and the records only: torch and Ray (seconds
+    of imports) load only where a sweep or a trial needs them."""
+    from synthetic_sweep import make_sweep
+
+    manifest = make_sweep(tmp_path, 6)  # `ls` reads its records
+    command = (
+        [*command, "--storage", str(Path(manifest.sweep_dir).parent)]
+        if command == ["ls"]
+        else command
+    )
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from gansweep.platform.cli import app\n"
+        f"result = CliRunner().invoke(app, {command!r})\n"
+        "assert result.exit_code == 0, result.output\n"
+        "print(sorted(m for m in ('torch', 'ray') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert out.stdout.strip().splitlines()[-1:] == ["[]"], out.stdout[-2000:] + out.stderr[-2000:]
