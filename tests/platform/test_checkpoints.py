@@ -44,6 +44,24 @@ def test_a_checkpoint_round_trips(tmp_path):
     trainer = write_checkpoint(tmp_path / "checkpoint_000000", steps=2)
     state = load_trial_checkpoint(tmp_path / "checkpoint_000000")
     assert state["mlflow_run_id"] == "run-2" and state["trainer"]["step"] == trainer.step
+    # Every saved tensor (both networks, both optimizers' moments, the RNG) as it was.
+    assert_same(state["trainer"], trainer.state_dict())
+
+
+def assert_same(saved, expected, where="state"):
+    """Tensors bit for bit, everything else equal, through nested dicts and lists."""
+    if isinstance(expected, torch.Tensor):
+        torch.testing.assert_close(saved, expected, rtol=0, atol=0, msg=where)
+    elif isinstance(expected, dict):
+        assert saved.keys() == expected.keys(), where
+        for key in expected:
+            assert_same(saved[key], expected[key], f"{where}.{key}")
+    elif isinstance(expected, (list, tuple)):
+        assert len(saved) == len(expected), where
+        for i, (a, b) in enumerate(zip(saved, expected, strict=True)):
+            assert_same(a, b, f"{where}[{i}]")
+    else:
+        assert saved == expected, where
 
 
 def test_a_malicious_pickle_is_refused_and_its_code_never_runs(tmp_path):
