@@ -35,6 +35,7 @@ METHODS: dict[str, dict[str, str]] = {
     "tpe+asha": {"sampler": "tpe", "scheduler": "asha"},
     "tpe+hyperband": {"sampler": "tpe", "scheduler": "hyperband"},
     "cmaes+asha": {"sampler": "cmaes", "scheduler": "asha"},
+    # About ten times slower to simulate than the others (a GP fit per proposal).
     "gp+asha": {"sampler": "gp", "scheduler": "asha"},
 }
 Variant = Callable[[SearchSpace, SweepOptions], tuple[Searcher | None, TrialScheduler | None]]
