@@ -94,6 +94,7 @@ def expected(landscape: Landscape, manifest: Manifest, run: pd.Series, replica_o
     return curve[curve["step"] == run["step"]].iloc[0]
 
 
+@pytest.mark.slow  # the 200-trial sweep: ~100 s
 def test_a_200_trial_replay_sweep_reports_what_the_table_recorded(replay_sweep):
     cwd, manifest, ranked = replay_sweep
     landscape = Landscape.read(TABLE)
@@ -111,6 +112,7 @@ def test_a_200_trial_replay_sweep_reports_what_the_table_recorded(replay_sweep):
         assert row["step"] == 1500
 
 
+@pytest.mark.slow  # the 200-trial sweep: ~100 s
 def test_its_champion_best_yaml_and_report_agree_with_the_table(replay_sweep):
     cwd, manifest, ranked = replay_sweep
     landscape = Landscape.read(TABLE)
