@@ -16,7 +16,7 @@ import json
 import sys
 
 import pandas as pd
-from replay import TABLE, Landscape
+from replay import TABLE, Landscape, plain
 
 from gansweep.search_spaces import load_space
 
@@ -56,7 +56,7 @@ def main() -> None:
                 json.dumps(
                     {
                         "axis": axis,
-                        "value": value.item() if hasattr(value, "item") else value,
+                        "value": plain(value),
                         "configs": len(group),
                         "distance_median": round(float(group["distance"].median()), 4),
                         "distance_best": round(float(group["distance"].min()), 4),
@@ -67,11 +67,7 @@ def main() -> None:
             )
     best = configs.sort_values("distance").head(5)
     for config_id, row in best.iterrows():
-        print(json.dumps({"best": int(config_id), **{k: _plain(v) for k, v in row.items()}}))
-
-
-def _plain(value: object) -> object:
-    return value.item() if hasattr(value, "item") else value
+        print(json.dumps({"best": int(config_id), **{k: plain(v) for k, v in row.items()}}))
 
 
 if __name__ == "__main__":

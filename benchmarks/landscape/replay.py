@@ -132,7 +132,7 @@ def replay(config: dict[str, Any], context: SweepRecords) -> None:
     first = curve.iloc[0]
     # The params a real trial logs: the recorded config with this trial's own values (its
     # seed, not the recorded one it replays: replication picks fresh seeds from these).
-    params = {f: _plain(first[f]) for f in landscape.fields}
+    params = {f: plain(first[f]) for f in landscape.fields}
     params.update({"seed": DEFAULT_SEED, **{k: v for k, v in config.items() if k in params}})
     run_id, done_step, spent = None, 0, 0.0
     checkpoint = tune.get_checkpoint()
@@ -159,7 +159,7 @@ def replay(config: dict[str, Any], context: SweepRecords) -> None:
     run.finish(trial_outcome(last["step"], last["steps"], bool(last["diverged"])))
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """A table cell as the plain Python value a config holds (NaN: None)."""
     if isinstance(value, float) and np.isnan(value):
         return None
