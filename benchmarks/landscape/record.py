@@ -68,16 +68,17 @@ def record(work: Path, seeds: tuple[int, ...], concurrent: int) -> None:
         if status == "finished":
             print(f"{name}: finished, skipped", flush=True)
             continue
-        common = ["--storage", str(storage), "--tracking-uri", uri]
         if status is None:
             command = [
                 gansweep(), "sweep", "--space", str(SPACE), "--name", name,
                 "--sampler", "grid", "--scheduler", "fifo", "--replicate-top", "0",
                 "--num-samples", "100000",  # fitted to the grid's size
-                "--max-concurrent", str(concurrent), "--set", f"seed={seed}", *common,
+                "--max-concurrent", str(concurrent), "--set", f"seed={seed}",
+                "--storage", str(storage), "--tracking-uri", uri,
             ]  # fmt: skip
         else:
-            command = [gansweep(), "resume", name, *common]
+            # resume reads the tracking URI from the sweep's manifest
+            command = [gansweep(), "resume", name, "--storage", str(storage)]
         print(f"{name}: {' '.join(command[1:3])}", flush=True)
         subprocess.run(command, check=True)
 
