@@ -45,7 +45,7 @@ from typing import Any
 
 import _sweep_runs as runs
 
-from gansweep.platform.tune_glue import startup_trials
+from gansweep.platform.samplers import startup_trials
 
 METHODS = {
     "tpe+asha": dict(sampler="tpe", scheduler="asha"),

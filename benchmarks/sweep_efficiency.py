@@ -60,11 +60,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gansweep.platform.sweep_input import DEFAULT_REPLICATE_TOP
+from gansweep.platform.options import DEFAULTS
 from gansweep.records.run_format import REPLICA_KEY
 
 TARGETS = {"efficiency": 0.85, "efficiency_total": 0.70}
-# Phases of a trial, in the order they happen (gansweep/trainables/trainable.py).
+# Phases of a trial, in the order they happen (gansweep/platform/trial.py).
 TRIAL_PHASES = [
     "build", "mlflow", "train", "metrics", "generator_file", "picture", "checkpoint", "report",
 ]  # fmt: skip
@@ -122,9 +122,9 @@ def replay(job: tuple[dict[str, Any], int, int]) -> float:
     """Seconds the engine alone takes for a trial's training steps (a worker process)."""
     import torch
 
+    from gansweep.platform.trial import split_config
     from gansweep.trainables.config import TrialConfig
     from gansweep.trainables.engine import GANTrainer
-    from gansweep.trainables.trainable import split_config
 
     config, steps, threads = job
     torch.set_num_threads(threads)
@@ -291,7 +291,7 @@ def main() -> None:
     parser.add_argument(
         "--replicate-top",
         type=int,
-        default=DEFAULT_REPLICATE_TOP,
+        default=DEFAULTS.replicate_top,
         help="the configs replicated on fresh seeds, as `gansweep sweep` (default: the "
         "command's own default); 0 measures the search alone",
     )

@@ -23,7 +23,7 @@ from ray.tune.search import Searcher
 from replay import Landscape
 from simulate import Trace, simulate, true_quality
 
-from gansweep.platform import schedulers, tune_glue
+from gansweep.platform import samplers, schedulers, tune_glue, tune_schedulers
 from gansweep.platform.sweep_input import SweepOptions
 from gansweep.search_spaces import SearchSpace, load_space
 
@@ -51,7 +51,7 @@ def _told_complete(space: SearchSpace, options: SweepOptions) -> tuple[Searcher,
 
 def _tpe(**settings: Any) -> Variant:
     def build(space: SearchSpace, options: SweepOptions) -> tuple[Searcher, None]:
-        startup = tune_glue.startup_trials(options.num_samples)
+        startup = samplers.startup_trials(options.num_samples)
         sampler = optuna.samplers.TPESampler(
             seed=options.seed, **{"n_startup_trials": startup, **settings}
         )
@@ -63,7 +63,7 @@ def _tpe(**settings: Any) -> Variant:
 def _asha(reduction_factor: int = 3, grace: int | None = None) -> Variant:
     def build(space: SearchSpace, options: SweepOptions) -> tuple[None, TrialScheduler]:
         max_t, first_rung = schedulers.scheduler_budget(space)
-        return None, schedulers.ReplicaSafeASHA(
+        return None, tune_schedulers.ReplicaSafeASHA(
             time_attr="step",
             max_t=max_t,
             grace_period=grace or first_rung,

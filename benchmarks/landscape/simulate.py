@@ -36,7 +36,7 @@ from ray.tune.search import Searcher
 from ray.tune.utils import flatten_dict
 from replay import Landscape
 
-from gansweep.platform.schedulers import SCHEDULERS, scheduler_budget
+from gansweep.platform.schedulers import SCHEDULERS
 from gansweep.platform.sweep_input import SweepOptions
 from gansweep.platform.tune_glue import optuna_searcher
 from gansweep.records import ranking
@@ -93,7 +93,7 @@ class Controller:
         """searcher, scheduler: a variant to measure (default: the platform's own)."""
         self.landscape, self.space, self.options = landscape, space, options
         self.searcher = searcher or optuna_searcher(space, options)
-        self.scheduler = scheduler or SCHEDULERS[options.scheduler](*scheduler_budget(space))
+        self.scheduler = scheduler or SCHEDULERS[options.scheduler].build(space, options)
         # What Tune does with TuneConfig(metric=..., mode=...) before the first trial.
         self.scheduler.set_search_properties(options.metric, options.mode)
         self.trials: list[SimTrial] = []

@@ -14,12 +14,13 @@ and every certain replica was handed out. The last replica may still end alone. 
 did not hand out (a config whose records could not be read, or that a trial lost with a
 killed driver kept undecided) replicate.run trains afterwards, as before.
 
-Only under ASHA and FIFO: HyperBand pauses trials in brackets it fills from every trial,
-and PBT's trials exploit each other; under both a replica would not train its fixed
-config for its full budget. Not with --time-budget, which ends the experiment, replicas
+Only under a scheduler whose registry entry allows it (``replicas_inside``: ASHA and
+FIFO; HyperBand pauses trials in brackets it fills from every trial, and PBT's trials
+exploit each other, so under both a replica would not train its fixed config for its
+full budget). Not with --time-budget, which ends the experiment, replicas
 and all. Not when the space searches `seed`: the fresh seeds must be known before the
 last trial ends (replica_plan.fresh_seeds of the one seed every trial trains with).
-ASHA never stops a replica (schedulers.ReplicaSafeASHA); Optuna never hears of one.
+ASHA never stops a replica (tune_schedulers.ReplicaSafeASHA); Optuna never hears of one.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Any
 from ray.tune.search import Searcher
 
 from gansweep.platform.replica_plan import certain_top, fresh_seeds, replica_configs
+from gansweep.platform.schedulers import SCHEDULERS
 from gansweep.records.leaderboard import standings
 from gansweep.records.manifest import Manifest
 from gansweep.records.run_format import REPLICA_KEY
@@ -40,10 +42,6 @@ from gansweep.search_spaces import SearchSpace
 from gansweep.search_spaces.space import DEFAULTS
 
 log = logging.getLogger(__name__)
-
-# The schedulers under which a replica trains its config to its full budget whatever the
-# other trials do.
-SCHEDULERS = ("asha", "fifo")
 
 
 def applies(
@@ -53,7 +51,7 @@ def applies(
     searched = {param.name for param in space.params}
     return (
         replicate_top > 0
-        and scheduler in SCHEDULERS
+        and SCHEDULERS[scheduler].replicas_inside
         and time_budget is None
         and "seed" not in searched
     )

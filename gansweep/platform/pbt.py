@@ -33,15 +33,11 @@ from gansweep.search_spaces import SearchSpace
 from gansweep.trainables.config import TrialConfig
 
 if TYPE_CHECKING:
-    from gansweep.platform.sweep_input import SweepOptions
+    from gansweep.platform.options import SweepOptions
 
 log = logging.getLogger(__name__)
 
-PBT = "pbt"
 SAFE_TO_PERTURB = ("lr_g", "lr_d", "penalty_weight")
-# Ray warns that with 2 or fewer a donor's checkpoint can be deleted before a trial that
-# exploits it restores it.
-CHECKPOINTS_KEPT = 4
 
 
 def mutations(space: SearchSpace) -> dict[str, Any]:

@@ -1,111 +1,28 @@
-"""The trial schedulers a sweep can pick (`--scheduler`), each built from the space's
-budget: ASHA that leaves replicas alone, Ray's synchronous HyperBand mended where it
-hangs a sweep, and FIFO. PBT, which needs the space and no searcher, is in pbt.py."""
+"""The trial schedulers a sweep can pick (``--scheduler``): one SchedulerSpec per name.
+
+A new scheduler is one entry here. The CLI's help, sweep_input's check, the choice of
+replicas inside the search (backfill.py), actor reuse and the Tuner (tune_glue.py) all
+read the entry; tests/platform/test_schedulers.py runs every entry through a real sweep.
+Ray is imported inside the builders, so the CLI's help reads this registry without it.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from ray.tune.experiment import Trial
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler, TrialScheduler
+if TYPE_CHECKING:
+    from ray.tune.schedulers import TrialScheduler
 
-from gansweep.records.run_format import REPLICA_KEY
-from gansweep.search_spaces import SearchSpace
+    from gansweep.platform.options import SweepOptions
+    from gansweep.records.manifest import Manifest
+    from gansweep.search_spaces import SearchSpace
 
-
-def is_replica(trial: Trial) -> bool:
-    return REPLICA_KEY in trial.config
-
-
-class ReplicaSafeASHA(ASHAScheduler):
-    """ASHA over the search's trials only: a replica started inside the search
-    (backfill.py) trains its full budget, and its results fill no rung."""
-
-    def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
-        if not is_replica(trial):
-            super().on_trial_add(tune_controller, trial)
-
-    def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
-        if is_replica(trial):
-            return TrialScheduler.CONTINUE
-        return super().on_trial_result(tune_controller, trial, result)
-
-    def on_trial_complete(self, tune_controller: Any, trial: Trial, result: dict) -> None:
-        if not is_replica(trial):
-            super().on_trial_complete(tune_controller, trial, result)
-
-    def on_trial_remove(self, tune_controller: Any, trial: Trial) -> None:
-        if not is_replica(trial):
-            super().on_trial_remove(tune_controller, trial)
-
-
-class MendedHyperBand(HyperBandScheduler):
-    """Ray's synchronous HyperBand without the two ways its Ray 2.60 code leaves a trial
-    PAUSED for good, which hangs the sweep (nothing resumes it, nothing stops it):
-
-    - A bracket that finishes stops its PAUSED trials (`_Bracket.cleanup_full`) but not
-      one Tune is still saving on its way to PAUSED. Most likely how the HyperBand sweep
-      of test_tune_glue.py hung once inside the full test suite.
-    - A trial that leaves a bracket early (a GAN that diverges ends its trainable) gets
-      the bracket processed only if it is not finished and was never halved
-      (`is_being_processed` is never reset). Otherwise the trials that waited for it at
-      the milestone wait for ever.
-
-    Here a bracket is processed whenever its live trials all wait at the milestone, and
-    a finished bracket stops every trial that waits, saving or paused.
-    tests/platform/test_schedulers.py replays both cases."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # Stopping a trial calls back on_trial_remove: a bracket is processed once at a time.
-        self._processing = False
-
-    def _process_bracket(self, tune_controller: Any, bracket: Any) -> str:
-        was_processing, self._processing = self._processing, True
-        try:
-            if bracket.finished():  # every live trial is at max_t
-                for trial in bracket.current_trials():
-                    if trial.status == Trial.PAUSED or trial.is_saving:
-                        tune_controller.stop_trial(trial)
-                return TrialScheduler.STOP  # for the trial whose result this is, if any
-            return super()._process_bracket(tune_controller, bracket)
-        finally:
-            self._processing = was_processing
-
-    def on_trial_remove(self, tune_controller: Any, trial: Trial) -> None:
-        bracket, _ = self._trial_info[trial]
-        bracket.cleanup_trial(trial)
-        # Outside a result, no live trial runs at the milestone: Tune pauses such a trial
-        # in the same step that handles its result, so the others all wait there.
-        if not self._processing and bracket.current_trials() and bracket.cur_iter_done():
-            self._process_bracket(tune_controller, bracket)
-
-
-# Time is counted in generator steps (the reported "step"), so rungs fall on evaluations
-# whatever the wall-clock speed of a trial.
-def _asha(max_t: int, grace: int) -> TrialScheduler:
-    return ReplicaSafeASHA(time_attr="step", max_t=max_t, grace_period=grace, reduction_factor=3)
-
-
-def _hyperband(max_t: int, grace: int) -> TrialScheduler:
-    # HyperBand counts evaluations, not steps: its brackets hold up to 3^s trials for s up
-    # to log3(max_t), so counted in steps a bracket would need hundreds of trials to fill
-    # before it stops any.
-    evaluations = math.ceil(max_t / grace)
-    return MendedHyperBand(time_attr="training_iteration", max_t=evaluations, reduction_factor=3)
-
-
-def _fifo(max_t: int, grace: int) -> TrialScheduler:
-    return FIFOScheduler()
-
-
-SCHEDULERS: dict[str, Callable[[int, int], TrialScheduler]] = {
-    "asha": _asha,
-    "hyperband": _hyperband,
-    "fifo": _fifo,
-}
+# (manifest, space, options, Optuna sampler) -> (Tune search algorithm, Tune callbacks,
+# the Tuner's param_space): for a scheduler that brings its own search (PBT).
+Population = Callable[["Manifest", "SearchSpace", "SweepOptions", Any], tuple[Any, list, dict]]
 
 
 def scheduler_budget(space: SearchSpace) -> tuple[int, int]:
@@ -113,3 +30,112 @@ def scheduler_budget(space: SearchSpace) -> tuple[int, int]:
     longest evaluation interval, so every trial reports before the first rung."""
     max_t = int(space.largest("steps"))
     return max_t, min(int(space.largest("eval_every")), max_t)
+
+
+def _any_space(space: SearchSpace) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class SchedulerSpec:
+    """A scheduler, and what the platform must know of it.
+
+    - ``build``: the Tune scheduler, from the space (its budget) and the options;
+    - ``counts``: what its time axis counts, for the help and the docs;
+    - ``replicas_inside``: a replica may join the search's experiment and train its
+      fixed config to the full budget whatever the other trials do (backfill.py);
+    - ``reuse_actors``: a trial's process may be kept for the next trial;
+    - ``population``: None when Optuna proposes every trial; else the scheduler's own
+      search (PBT: Optuna proposes the first population, the scheduler evolves it);
+    - ``checkpoints_kept``: per trial (PBT needs a donor's to outlive its next save);
+    - ``check``: None when it can run the space, else why not (for exit code 2).
+    """
+
+    summary: str
+    build: Callable[[SearchSpace, SweepOptions], TrialScheduler]
+    counts: str
+    replicas_inside: bool
+    reuse_actors: bool = True
+    population: Population | None = None
+    checkpoints_kept: int = 2
+    check: Callable[[SearchSpace], str | None] = _any_space
+
+
+# Time is counted in generator steps (the reported "step"), so rungs fall on evaluations
+# whatever the wall-clock speed of a trial.
+def _asha(space: SearchSpace, options: SweepOptions) -> TrialScheduler:
+    from gansweep.platform.tune_schedulers import ReplicaSafeASHA
+
+    max_t, grace = scheduler_budget(space)
+    return ReplicaSafeASHA(time_attr="step", max_t=max_t, grace_period=grace, reduction_factor=3)
+
+
+def _hyperband(space: SearchSpace, options: SweepOptions) -> TrialScheduler:
+    from gansweep.platform.tune_schedulers import MendedHyperBand
+
+    # HyperBand counts evaluations, not steps: its brackets hold up to 3^s trials for s up
+    # to log3(max_t), so counted in steps a bracket would need hundreds of trials to fill
+    # before it stops any.
+    max_t, grace = scheduler_budget(space)
+    evaluations = math.ceil(max_t / grace)
+    return MendedHyperBand(time_attr="training_iteration", max_t=evaluations, reduction_factor=3)
+
+
+def _fifo(space: SearchSpace, options: SweepOptions) -> TrialScheduler:
+    from ray.tune.schedulers import FIFOScheduler
+
+    return FIFOScheduler()
+
+
+def _pbt(space: SearchSpace, options: SweepOptions) -> TrialScheduler:
+    from gansweep.platform import pbt
+
+    return pbt.scheduler(space, scheduler_budget(space)[1])
+
+
+def _pbt_population(
+    manifest: Manifest, space: SearchSpace, options: SweepOptions, sampler: Any
+) -> tuple[Any, list, dict]:
+    from gansweep.platform import pbt
+
+    searcher, tell_optuna, param_space = pbt.search(manifest, space, options, sampler)
+    return searcher, [tell_optuna], param_space
+
+
+def _pbt_check(space: SearchSpace) -> str | None:
+    from gansweep.platform import pbt
+
+    if pbt.mutations(space):
+        return None
+    return (
+        f"a searched continuous {', '.join(pbt.SAFE_TO_PERTURB)} (uniform or loguniform, no "
+        f"'when') to perturb; space {space.name!r} searches: "
+        f"{', '.join(p.name for p in space.params) or 'nothing'}"
+    )
+
+
+SCHEDULERS: dict[str, SchedulerSpec] = {
+    "asha": SchedulerSpec(
+        "asynchronous successive halving; replicas train their full budget",
+        _asha, counts="generator steps", replicas_inside=True,
+    ),
+    # HyperBand pauses trials in brackets it fills from every trial: a replica would not
+    # train its fixed config through. Reuse: with it, one of its test sweeps in
+    # test_tune_glue.py stopped no trial at all (2 of ~16 runs), unexplained.
+    "hyperband": SchedulerSpec(
+        "synchronous HyperBand; stops trials only in a full bracket (5 in flight at the "
+        "defaults)",
+        _hyperband, counts="evaluations", replicas_inside=False, reuse_actors=False,
+    ),
+    "fifo": SchedulerSpec(
+        "no early stopping", _fifo, counts="generator steps", replicas_inside=True
+    ),
+    # PBT's trials exploit each other: a replica among them would not keep its config.
+    # Ray warns that with 2 checkpoints or fewer a donor's can be deleted before a trial
+    # that exploits it restores it.
+    "pbt": SchedulerSpec(
+        "Population Based Training: Optuna proposes the first population, PBT evolves it",
+        _pbt, counts="generator steps", replicas_inside=False, population=_pbt_population,
+        checkpoints_kept=4, check=_pbt_check,
+    ),
+}  # fmt: skip

@@ -21,7 +21,7 @@ from gansweep.dashboards import write_report
 from gansweep.files import atomic_write_text
 from gansweep.platform import replicate
 from gansweep.platform.export import ExportError, export_best
-from gansweep.platform.sweep_input import PreparedSweep, SweepOptions
+from gansweep.platform.sweep_input import PreparedSweep, SweepOptions, check_ray_address
 from gansweep.platform.tune_glue import build_tuner, fit, init_ray, mark_interrupted
 from gansweep.profiling import Profile
 from gansweep.records import ranking
@@ -201,3 +201,16 @@ def resume(manifest: Manifest, address: str | None = None) -> Standings:
     except BaseException:
         mark_interrupted(manifest)
         raise
+
+
+def replicate_top(manifest: Manifest, top: int, seeds: int, address: str | None) -> Standings:
+    """`gansweep replicate`: retrain the top configs of a finished sweep on fresh seeds,
+    under its MLflow parent run, then rank again. Bad input raises before Ray starts."""
+    options = SweepOptions(**manifest.options)
+    check_ray_address(address)
+    check_tracking_store(manifest.tracking_uri, must_exist=True)
+    replicate.check_request(manifest, top, seeds)
+    init_ray(address or options.address)
+    reopen_run(manifest.tracking_uri, manifest.parent_run_id)
+    replicate.run(manifest, top, seeds, options)
+    return finalize(manifest)

@@ -11,15 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from gansweep.platform import pbt
+from gansweep.platform.options import MODES, SweepOptions
+from gansweep.platform.samplers import SAMPLERS
 from gansweep.platform.schedulers import SCHEDULERS
 from gansweep.platform.trainable_registry import (
-    DEFAULT_TRAINABLE,
     TrainableError,
     canonical,
     load_trainable,
 )
-from gansweep.platform.tune_glue import SAMPLERS
 from gansweep.records.manifest import check_sweep_name
 from gansweep.records.store import TrackingError, check_tracking_store, resolve_tracking_uri
 from gansweep.search_spaces import SearchSpace, SearchSpaceError, load_space
@@ -29,44 +28,13 @@ from gansweep.trainables.image_metrics import InceptionWeightsError, check_incep
 from gansweep.trainables.metric_registry import (
     METRICS,
     NOT_TARGETS,
-    PRIMARY_METRIC,
     MetricSpec,
     reported_metrics,
 )
 
-MODES = ("min", "max")
-DEFAULT_REPLICATE_TOP = 3  # configs a sweep retrains on fresh seeds at its end
-DEFAULT_SEEDS = 3  # fresh seeds per replicated config
-
 
 class SweepInputError(ValueError):
     """Bad sweep input; the CLI turns it into exit code 2."""
-
-
-@dataclass
-class SweepOptions:
-    """Everything `gansweep sweep` takes; recorded in the manifest and the parent run."""
-
-    space: str = "quick"
-    name: str | None = None
-    num_samples: int = 8
-    max_concurrent: int = 2
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    sampler: str = "tpe"
-    scheduler: str = "asha"
-    trainable: str = DEFAULT_TRAINABLE  # a TRAINABLES name or a reference (trainable_registry)
-    metric: str = PRIMARY_METRIC
-    mode: str | None = None  # None: the metric's own direction
-    time_budget: float | None = None  # seconds
-    seed: int | None = 0
-    overrides: list[str] = field(default_factory=list)
-    storage: str = "sweeps"
-    address: str | None = None
-    tracking_uri: str | None = None
-    max_failures: int = 2
-    replicate_top: int = DEFAULT_REPLICATE_TOP
-    seeds: int = DEFAULT_SEEDS
 
 
 @dataclass
@@ -199,24 +167,16 @@ def prepare(options: SweepOptions) -> PreparedSweep:
     except TrainableError as err:
         raise SweepInputError(str(err)) from None
     options = dataclasses.replace(options, trainable=canonical(options.trainable))
-    if options.sampler not in SAMPLERS:
-        raise SweepInputError(f"unknown sampler {options.sampler!r}; valid: {', '.join(SAMPLERS)}")
-    if options.sampler == "grid" and not space.is_discrete:
-        continuous = [p.name for p in space.params if p.kind in ("uniform", "loguniform")]
-        raise SweepInputError(
-            f"sampler 'grid' needs a space of choice/int parameters only; space "
-            f"{space.name!r} has continuous ones: {', '.join(continuous)}"
-        )
-    if options.scheduler not in (*SCHEDULERS, pbt.PBT):
-        raise SweepInputError(
-            f"unknown scheduler {options.scheduler!r}; valid: {', '.join(SCHEDULERS)}, {pbt.PBT}"
-        )
-    if options.scheduler == pbt.PBT and not pbt.mutations(space):
-        raise SweepInputError(
-            f"scheduler 'pbt' needs a searched continuous {', '.join(pbt.SAFE_TO_PERTURB)} "
-            f"(uniform or loguniform, no 'when') to perturb; space {space.name!r} searches: "
-            f"{', '.join(p.name for p in space.params) or 'nothing'}"
-        )
+    for kind, chosen, registry in (
+        ("sampler", options.sampler, SAMPLERS),
+        ("scheduler", options.scheduler, SCHEDULERS),
+    ):
+        if chosen not in registry:
+            valid = ", ".join(registry)
+            raise SweepInputError(f"unknown {kind} {chosen!r}; valid: {valid}")
+        need = registry[chosen].check(space)
+        if need is not None:
+            raise SweepInputError(f"{kind} {chosen!r} needs {need}")
     mode = resolve_mode(space, options.metric, options.mode, labelled)
     check_positive("num_samples", options.num_samples)
     check_positive("max_concurrent", options.max_concurrent)

@@ -43,7 +43,7 @@ class TrainableSpec:
 
 TRAINABLES: dict[str, TrainableSpec] = {
     "gan": TrainableSpec(
-        "gansweep.trainables.trainable:train_gan", "trains a GAN (trainables/engine.py)"
+        "gansweep.platform.trial:train_gan", "trains a GAN (trainables/engine.py)"
     ),
 }
 DEFAULT_TRAINABLE = "gan"

@@ -1,7 +1,8 @@
-"""The Ray Tune glue of a sweep: samplers (Optuna), the searcher that resumes cleanly,
-the searcher of the replication, the driver-side callback that closes trial runs, and
-the Tuners themselves (the search, and the replication of its top configs on fresh
-seeds). The schedulers are in schedulers.py."""
+"""The Ray Tune glue of a sweep: the Optuna searcher that resumes cleanly, the searcher
+of the replication, the driver-side callback that closes trial runs, and the Tuners
+themselves (the search, and the replication of its top configs on fresh seeds). The
+samplers and schedulers they use are chosen from their registries (samplers.py,
+schedulers.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import json
 import logging
 import os
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,43 +17,25 @@ import optuna
 import ray
 from ray import tune
 from ray.tune.experiment import Trial
-from ray.tune.schedulers import TrialScheduler
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import BasicVariantGenerator, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from gansweep.platform import backfill, pbt
-from gansweep.platform.schedulers import SCHEDULERS, scheduler_budget
+from gansweep.platform import backfill
+from gansweep.platform.samplers import SAMPLERS
+from gansweep.platform.schedulers import SCHEDULERS
 from gansweep.platform.trainable_registry import load_trainable
+from gansweep.platform.trial import split_config, trial_run_name
 from gansweep.records import ranking
 from gansweep.records.manifest import REPLICAS_DIR, Manifest
 from gansweep.records.read import find_trial_run
 from gansweep.records.write import end_trial_run
 from gansweep.search_spaces import SearchSpace
-from gansweep.trainables.trainable import split_config, trial_run_name
 
-if TYPE_CHECKING:  # sweep_input reads this module's registries
-    from gansweep.platform.sweep_input import SweepOptions
+if TYPE_CHECKING:
+    from gansweep.platform.options import SweepOptions
 
 log = logging.getLogger(__name__)
-
-
-def startup_trials(num_samples: int) -> int:
-    """Random trials before a model-based sampler starts modelling: Optuna's default of 10
-    would make every sweep of 10 trials or fewer a random search. A quarter of the
-    budget, at least 2, at most Optuna's 10."""
-    return max(2, min(10, num_samples // 4))
-
-
-SAMPLERS: dict[str, Callable[[int | None, int], optuna.samplers.BaseSampler]] = {
-    "tpe": lambda seed, n: optuna.samplers.TPESampler(
-        seed=seed, n_startup_trials=startup_trials(n)
-    ),
-    "random": lambda seed, n: optuna.samplers.RandomSampler(seed=seed),
-    "gp": lambda seed, n: optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup_trials(n)),
-    "cmaes": lambda seed, n: optuna.samplers.CmaEsSampler(seed=seed),
-    # Every combination once; Optuna's brute force handles conditional parameters.
-    "grid": lambda seed, n: optuna.samplers.BruteForceSampler(seed=seed),
-}
 
 
 def fit(manifest: Manifest, tuner: tune.Tuner) -> None:
@@ -222,12 +204,7 @@ class FixedConfigs(Searcher):
 # its config; tests/platform/test_tune_glue.py checks a reused actor's second trial is
 # bit-identical to a fresh one).
 REUSE_ACTORS = True
-# Except under synchronous HyperBand, which pauses trials at its rungs and resumes them
-# later. With reuse, its sweep in test_tune_glue.py went wrong in 2 of ~16 runs: one
-# stopped no trial at all, one hung with a trial PAUSED for good. The hang was Ray's
-# HyperBand, with or without reuse (mended: schedulers.MendedHyperBand); the sweep that
-# stopped nothing is unexplained, so HyperBand's trials still start fresh actors.
-NO_REUSE_SCHEDULERS = {"hyperband"}
+# Except where a scheduler's registry entry says otherwise (HyperBand: schedulers.py).
 
 
 def _trainable(manifest: Manifest, options: SweepOptions) -> Any:
@@ -276,7 +253,7 @@ def optuna_searcher(
         space=space.define,
         metric=options.metric,
         mode=options.mode,
-        sampler=sampler or SAMPLERS[options.sampler](options.seed, options.num_samples),
+        sampler=sampler or SAMPLERS[options.sampler].build(options.seed, options.num_samples),
         study_name=study_name,
         storage=storage,
     )
@@ -293,23 +270,23 @@ def build_tuner(
     manifest: Manifest, space: SearchSpace, options: SweepOptions
 ) -> tuple[Any, tune.Tuner]:
     """(trainable, Tuner) of the search: Optuna proposes, the scheduler stops early (or,
-    with PBT, Optuna proposes the initial population and PBT evolves it: see pbt.py).
-    Under ASHA and FIFO the replicas of the top configs join the experiment as soon as
-    their configs are certain (see backfill.py)."""
+    for a scheduler with its own population, such as PBT, Optuna proposes the first
+    population and the scheduler evolves it: see pbt.py). Where the scheduler's entry
+    allows it, the replicas of the top configs join the experiment as soon as their
+    configs are certain (see backfill.py)."""
     trainable = _trainable(manifest, options)
-    sampler = SAMPLERS[options.sampler](options.seed, options.num_samples)
+    spec = SCHEDULERS[options.scheduler]
+    sampler = SAMPLERS[options.sampler].build(options.seed, options.num_samples)
     extra: list[tune.Callback] = []
     param_space: dict[str, Any] | None = None  # OptunaSearch's define-by-run needs none
     searcher: Searcher | BasicVariantGenerator
-    scheduler: TrialScheduler
+    scheduler: TrialScheduler = spec.build(space, options)
     num_samples = options.num_samples
-    if options.scheduler == pbt.PBT:  # Optuna proposes the initial population only
-        searcher, tell_optuna, param_space = pbt.search(manifest, space, options, sampler)
-        scheduler, extra = pbt.scheduler(space, scheduler_budget(space)[1]), [tell_optuna]
+    if spec.population is not None:  # Optuna proposes the first population only
+        searcher, extra, param_space = spec.population(manifest, space, options, sampler)
     else:
         study = optuna.storages.RDBStorage(manifest.study_storage)
         searcher = optuna_searcher(space, options, manifest.study_name, study)
-        scheduler = SCHEDULERS[options.scheduler](*scheduler_budget(space))
         if backfill.applies(options.scheduler, options.replicate_top, options.time_budget, space):
             seeds = backfill.replica_seeds(space, options.seeds)
             searcher = backfill.SearchThenReplicas(
@@ -324,15 +301,14 @@ def build_tuner(
         num_samples=num_samples,
         max_concurrent_trials=options.max_concurrent,
         time_budget_s=options.time_budget,
-        reuse_actors=REUSE_ACTORS and options.scheduler not in NO_REUSE_SCHEDULERS,
+        reuse_actors=REUSE_ACTORS and spec.reuse_actors,
         trial_name_creator=_name_of,
         trial_dirname_creator=_name_of,
     )
     storage = Path(manifest.sweep_dir).parent
     run_config = _run_config(manifest, manifest.name, storage, options)
     run_config.callbacks = [*(run_config.callbacks or []), *extra]
-    if options.scheduler == pbt.PBT:  # a donor's checkpoint must outlive its next save
-        run_config.checkpoint_config = tune.CheckpointConfig(num_to_keep=pbt.CHECKPOINTS_KEPT)
+    run_config.checkpoint_config = tune.CheckpointConfig(num_to_keep=spec.checkpoints_kept)
     tuner = tune.Tuner(
         trainable, param_space=param_space, tune_config=tune_config, run_config=run_config
     )
@@ -347,7 +323,7 @@ def build_replica_tuner(
     trainable = _trainable(manifest, options)
     tune_config = tune.TuneConfig(
         search_alg=FixedConfigs(configs),
-        scheduler=SCHEDULERS["fifo"](0, 0),
+        scheduler=FIFOScheduler(),
         num_samples=len(configs),
         max_concurrent_trials=options.max_concurrent,
         reuse_actors=REUSE_ACTORS,

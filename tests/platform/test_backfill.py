@@ -16,7 +16,7 @@ from ray.tune.search import Searcher
 
 from gansweep.platform import backfill
 from gansweep.platform.replica_plan import certain_top
-from gansweep.platform.schedulers import ReplicaSafeASHA
+from gansweep.platform.tune_schedulers import ReplicaSafeASHA
 from gansweep.records import ranking
 from gansweep.records.run_format import REPLICA_KEY
 from gansweep.search_spaces.validate import parse_space

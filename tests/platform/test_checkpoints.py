@@ -9,14 +9,14 @@ import pytest
 import torch
 from ray import tune
 
-from gansweep.trainables.engine import GANTrainer, load_generator
-from gansweep.trainables.trainable import (
+from gansweep.platform.trial import restore_checkpoint
+from gansweep.trainables.checkpoint import (
     CHECKPOINT_FILE,
     CheckpointError,
     load_trial_checkpoint,
-    restore_checkpoint,
     save_trial_checkpoint,
 )
+from gansweep.trainables.engine import GANTrainer, load_generator
 
 TINY = dict(width=8, batch_size=16, steps=4, eval_every=2, eval_samples=50)
 

@@ -11,6 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 from gansweep.platform.cli import app
+from gansweep.trainables.checkpoint import load_trial_checkpoint
 from gansweep.trainables.engine import GANTrainer, load_generator
 
 runner = CliRunner()
@@ -31,15 +32,20 @@ def test_train_writes_metrics_samples_and_a_restorable_checkpoint(tmp_path):
     assert [h["step"] for h in history] == [10, 20]
     assert (out / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    # The trial's own checkpoint format: a sweep's trial could continue from it.
+    saved = load_trial_checkpoint(out)
+    state = saved["trainer"]
     assert state["config"]["loss"] == "hinge" and state["step"] == 20
+    assert saved["metrics"]["step"] == 20 and saved["metrics"]["train_seconds"] > 0
     trainer = GANTrainer(state["config"])
     trainer.load_state_dict(state)
     assert trainer.step == 20
+    for name, tensor in trainer.G.state_dict().items():
+        assert torch.equal(tensor, state["generator"][name]), name
 
 
 def test_train_writes_a_generator_that_loads_from_either_file(tmp_path):
-    """generator.pt next to checkpoint.pt; load_generator takes both (EMA weights from
+    """generator.pt next to trial.pt; load_generator takes both (EMA weights from
     either), and the README's lines sample from it."""
     out = tmp_path / "run"
     args = ["train", *TINY, "--set", "dataset=digits", "--set", "architecture=dcgan"]
@@ -47,13 +53,13 @@ def test_train_writes_a_generator_that_loads_from_either_file(tmp_path):
     assert result.exit_code == 0, result.output
     assert "generator.pt" in result.output
     from_generator = load_generator(out / "generator.pt")
-    from_checkpoint = load_generator(out / "checkpoint.pt")
+    from_checkpoint = load_generator(out / "trial.pt")
     z = torch.randn(16, from_generator.z_dim, generator=torch.Generator().manual_seed(0))
     images = from_generator(z, None)
     assert images.shape == (16, 1, 8, 8) and torch.isfinite(images).all()
     torch.testing.assert_close(from_checkpoint(z, None), images)
     # The EMA weights, not the raw generator's: they differ after 20 steps.
-    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    state = load_trial_checkpoint(out)["trainer"]
     raw = GANTrainer(state["config"]).G
     raw.load_state_dict(state["generator"])
     assert not torch.allclose(raw.eval()(z, None), images)
@@ -84,7 +90,7 @@ def test_the_console_script_runs(tmp_path):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "distance" in proc.stdout and (out / "checkpoint.pt").exists()
+    assert "distance" in proc.stdout and (out / "trial.pt").exists()
     bad = subprocess.run(
         [str(script), "train", "--set", "loss=x"],
         capture_output=True,
@@ -94,3 +100,32 @@ def test_the_console_script_runs(tmp_path):
     )
     assert bad.returncode == 2 and "unknown loss 'x'" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_train_never_replaces_a_run_unless_forced(tmp_path):
+    out = tmp_path / "run"
+    assert runner.invoke(app, ["train", *TINY, "--out", str(out)]).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    (out / "notes.txt").write_text("mine")
+
+    refused = runner.invoke(app, ["train", *TINY, "--set", "seed=1", "--out", str(out)])
+    assert refused.exit_code == 2
+    assert "holds a run already" in refused.output and "--force" in refused.output
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.name != "notes.txt"} == before
+
+    forced = runner.invoke(app, ["train", *TINY, "--set", "seed=1", "--out", str(out), "--force"])
+    assert forced.exit_code == 0, forced.output
+    history = (out / "history.jsonl").read_text().splitlines()
+    assert len(history) == 2  # the new run's evaluations only, not appended to the old
+    assert (out / "trial.pt").read_bytes() != before["trial.pt"]
+    assert (out / "notes.txt").read_text() == "mine"  # not a run's file: left alone
+
+
+def test_two_runs_in_the_same_second_get_two_default_folders(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("time.strftime", lambda fmt, *a: "20261203-120000")
+    for _ in range(2):
+        assert runner.invoke(app, ["train", *TINY]).exit_code == 0
+    folders = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert len(folders) == 2 and folders[1] == folders[0] + "-2", folders
+    assert all((tmp_path / "runs" / f / "trial.pt").exists() for f in folders)

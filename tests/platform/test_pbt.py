@@ -13,16 +13,13 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
+from gansweep.platform.trial import restore_trainer
 from gansweep.records.leaderboard import run_config
 from gansweep.records.run_format import TAG_CONFIG, SweepRecords, TrialIdentity
 from gansweep.records.write import TrialRun, start_sweep_run
+from gansweep.trainables.checkpoint import load_trial_checkpoint, save_trial_checkpoint
 from gansweep.trainables.config import TrialConfig
 from gansweep.trainables.engine import GANTrainer
-from gansweep.trainables.trainable import (
-    load_trial_checkpoint,
-    restore_trainer,
-    save_trial_checkpoint,
-)
 
 TINY = {"steps": 20, "eval_every": 10, "eval_samples": 100, "batch_size": 32, "width": 16}
 

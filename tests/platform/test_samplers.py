@@ -11,16 +11,16 @@ import mlflow
 import optuna
 import pytest
 
-from gansweep.platform.cli import sweep_header
+from gansweep.platform.views import sweep_header
+from gansweep.platform.samplers import SAMPLERS, startup_trials
 from gansweep.platform.sweep_input import SweepOptions, prepare
-from gansweep.platform.tune_glue import SAMPLERS, startup_trials
 from gansweep.search_spaces import load_space
 
 
 @pytest.mark.parametrize("name", sorted(set(SAMPLERS) - {"grid"}))
 def test_every_sampler_proposes_configs_inside_the_space(name):
     space = load_space("seed_paper")
-    study = optuna.create_study(sampler=SAMPLERS[name](0, 8))
+    study = optuna.create_study(sampler=SAMPLERS[name].build(0, 8))
     for _ in range(6):
         trial = study.ask()
         config = space.sample_config(trial)
@@ -40,7 +40,7 @@ def test_grid_visits_every_combination_of_a_discrete_space(tmp_path):
     path = tmp_path / "grid.yaml"
     path.write_text("params:\n  loss: {choice: [ns, hinge]}\n  n_critic: {int: [1, 3]}\n")
     space = load_space(path)
-    study = optuna.create_study(sampler=SAMPLERS["grid"](0, 6))
+    study = optuna.create_study(sampler=SAMPLERS["grid"].build(0, 6))
     seen = set()
     for i in range(space.grid_size()):
         trial = study.ask()
@@ -110,7 +110,7 @@ def test_model_based_samplers_start_modelling_after_a_quarter_of_the_budget(name
     """Before modelling, TPE and GP propose what Optuna's random sampler with the same
     seed proposes; the first proposal after that comes from the model."""
     random = _proposals(optuna.samplers.RandomSampler(seed=0), startup + 1)
-    modelled = _proposals(SAMPLERS[name](0, budget), startup + 1)
+    modelled = _proposals(SAMPLERS[name].build(0, budget), startup + 1)
     assert modelled[:startup] == random[:startup]
     assert modelled[startup] != random[startup]
     assert startup_trials(budget) == startup

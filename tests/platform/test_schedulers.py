@@ -9,7 +9,8 @@ import pytest
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
-from gansweep.platform.schedulers import MendedHyperBand, scheduler_budget
+from gansweep.platform.schedulers import scheduler_budget
+from gansweep.platform.tune_schedulers import MendedHyperBand
 from gansweep.search_spaces import parse_space
 
 

@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from gansweep.platform.trial import split_config
 from gansweep.platform.tune_glue import FixedConfigs, ResumableOptunaSearch
 from gansweep.profiling import PROFILE_ENV
 from gansweep.records import ranking
 from gansweep.trainables.engine import GANTrainer
-from gansweep.trainables.trainable import split_config
 
 
 def space(trial):  # at module level: the searcher's saved state pickles it

@@ -1,9 +1,11 @@
-"""The Ray Tune function trainable: thin glue around GANTrainer.
+"""The GAN trainable (``--trainable gan``): thin glue around GANTrainer, run by Ray Tune
+in each trial's process.
 
 Build the trainer from the trial's config, restore it if Tune hands back a checkpoint,
 then consume the engine's evaluations: log each to the trial's MLflow run (through the
-records layer) and report it to Tune with a checkpoint. The only module under
-trainables/ that imports Ray or MLflow (and the records layer).
+records layer) and report it to Tune with a checkpoint (trainables/checkpoint.py). It
+sits in the platform, above the engine and the records, which import neither Ray nor
+each other's glue.
 
 A replica (a top config retrained on a fresh seed) is a trial whose config carries
 REPLICA_KEY, the id of the trial it replicates.
@@ -34,35 +36,16 @@ from gansweep.records.run_format import (
     TrialIdentity,
 )
 from gansweep.records.write import TrialRun
+from gansweep.trainables.checkpoint import (
+    CheckpointError,
+    costed_evaluations,
+    load_trial_checkpoint,
+    save_trial_checkpoint,
+)
 from gansweep.trainables.config import TrialConfig
 from gansweep.trainables.engine import GANTrainer
 from gansweep.trainables.metric_registry import TRAIN_CPU_SECONDS, TRAIN_SECONDS
 from gansweep.trainables.samples import save_samples
-
-CHECKPOINT_FILE = "trial.pt"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file that cannot be read back (truncated, corrupted, foreign)."""
-
-
-def save_trial_checkpoint(
-    folder: Path, trainer: GANTrainer, run_id: str, metrics: dict, trial_id: str = ""
-) -> None:
-    """The trainer's full state plus the MLflow run id, the metrics just reported and the
-    trial it belongs to (PBT hands one trial's checkpoint to another)."""
-    state = {"trainer": trainer.state_dict(), "mlflow_run_id": run_id, "metrics": metrics}
-    state["trial_id"] = trial_id
-    torch.save(state, folder / CHECKPOINT_FILE)
-
-
-def load_trial_checkpoint(folder: Path) -> dict[str, Any]:
-    """Read a trial checkpoint with weights_only=True: tensors and plain data, no code."""
-    path = folder / CHECKPOINT_FILE
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated zip, pickle refused by weights_only, missing file
-        raise CheckpointError(f"cannot read checkpoint {path}: {err}") from err
 
 
 def restore_checkpoint(checkpoint: tune.Checkpoint) -> dict[str, Any]:
@@ -174,15 +157,7 @@ def train_gan(config: dict[str, Any], context: SweepRecords) -> None:
         )
     with tempfile.TemporaryDirectory(prefix="gansweep-") as scratch_dir:
         scratch = Path(scratch_dir)
-        evaluations = trainer.evaluations()
-        while True:
-            with clock.phase("train+evaluate"):  # a generator: timed one next() at a time
-                metrics = next(evaluations, None)
-            if metrics is None:
-                break
-            # The cost so far, for benchmarks that count compute rather than steps.
-            metrics[TRAIN_SECONDS] = spent[TRAIN_SECONDS] + clock.phases["train+evaluate"]
-            metrics[TRAIN_CPU_SECONDS] = spent[TRAIN_CPU_SECONDS] + clock.cpu["train+evaluate"]
+        for metrics in costed_evaluations(trainer, clock, spent):
             with clock.phase("generator_file"):
                 generator = scratch / GENERATOR_FILE
                 torch.save(trainer.generator_state_dict(), generator)
