@@ -100,7 +100,17 @@ class LiveView:
 
     def __enter__(self) -> LiveView:
         if self.interactive:
-            self.live = Live(console=self.console, auto_refresh=False, transient=False)
+            # Not rich's default: Live would point sys.stdout and sys.stderr at the
+            # terminal, above the view, for as long as it runs, and everything the
+            # libraries print from Python (Tune's tables, the workers' lines that Ray
+            # forwards, log records) would go around driver.log and flood the view.
+            self.live = Live(
+                console=self.console,
+                auto_refresh=False,
+                transient=False,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
             self.live.start()
         self.thread.start()
         return self

@@ -76,6 +76,16 @@ def test_an_interactive_view_redraws_the_table_in_place(tmp_path):
     assert "running and best trials" in text
 
 
+def test_an_interactive_view_leaves_stdout_and_stderr_to_the_log(tmp_path):
+    """rich's Live, by default, points sys.stdout and sys.stderr at its terminal while it
+    runs: Tune's tables and the workers' lines would go around driver.log (issue 21)."""
+    synthetic.make_sweep(tmp_path, 2, name="s", status="running", failed=0.0)
+    console = Console(file=io.StringIO(), force_terminal=True, width=160)
+    before = sys.stdout, sys.stderr
+    with LiveView(str(tmp_path / "sweeps"), "s", console, interactive=True):
+        assert (sys.stdout, sys.stderr) == before
+
+
 def test_library_output_goes_to_the_log_and_the_view_to_the_terminal(tmp_path):
     """Python prints, C-level writes to fd 2 and the view's own lines, in a process of
     its own (the redirection is of the process's file descriptors)."""
