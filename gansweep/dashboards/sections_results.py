@@ -18,7 +18,7 @@ from gansweep.dashboards.widgets import (
     sentence,
 )
 from gansweep.records.ranking import RULE
-from gansweep.records.read import EXTRA_METRICS
+from gansweep.records.read import extra_metrics
 
 
 def section_header(data: SweepData, sections: tuple[tuple[str, str], ...]) -> str:
@@ -76,9 +76,9 @@ def section_leaderboard(data: SweepData, charts: Charts) -> str:
         )
     metric = data.metric
     replicated = bool(board["replicated"].any())
-    # mmd is what `distance` means on 2-D mixtures: one column of it is enough.
-    shown_twice = {metric, "mmd"} if metric == "distance" else {metric}
-    extras = [m for m in EXTRA_METRICS if m in shown and m not in shown_twice]
+    # Every metric of the registry the trials report; one that is the sweep's metric under
+    # another name (`distance` is mmd on mixtures, fd on images) would repeat its column.
+    extras = [m for m in extra_metrics(metric) if m in shown and not shown[m].equals(shown[metric])]
     head = ["#", "samples", "combination", f"{metric} ({better(data)})", *extras]
     if replicated:
         head += ["seeds", f"{metric} mean ± sd", "worst seed", "modes (worst)", "hq (worst)"]
