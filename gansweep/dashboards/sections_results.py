@@ -15,6 +15,7 @@ from gansweep.dashboards.widgets import (
     fmt_steps,
     png_uri,
     run_link,
+    scrolling,
     sentence,
 )
 from gansweep.records.ranking import RULE
@@ -104,10 +105,13 @@ def section_leaderboard(data: SweepData, charts: Charts) -> str:
             esc(r["run_name"]), run_link(data, r["run_id"]),
         ]  # fmt: skip
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    table = (
+        f'<table class="board"><thead><tr>{"".join(f"<th>{esc(h)}</th>" for h in head)}'
+        f"</tr></thead>\n<tbody>{''.join(rows)}</tbody></table>"
+    )
     return f"""<p>The top {len(shown)} of {len(data.ranked)} trials with a finite result; each
 trial's last sample picture. The rule: {esc(RULE)}.</p>
-<table class="board"><thead><tr>{"".join(f"<th>{esc(h)}</th>" for h in head)}</tr></thead>
-<tbody>{"".join(rows)}</tbody></table>"""
+{scrolling(table)}"""
 
 
 def section_samples(data: SweepData, charts: Charts) -> str:
