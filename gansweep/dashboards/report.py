@@ -86,6 +86,7 @@ h1 { margin: 24px 0 8px; } h2 { margin-top: 36px; border-bottom: 1px solid #eee;
 .note { color: #8a6d3b; background: #fcf8e3; padding: 6px 10px; border-radius: 4px; }
 .empty { color: #555; background: #f5f5f5; padding: 10px 14px; border-left: 4px solid #bbb; }
 table { border-collapse: collapse; width: 100%; font-size: 13px; }
+.wide { overflow-x: auto; max-width: 100%; }
 th, td { padding: 4px 8px; border-bottom: 1px solid #eee; text-align: left;
          vertical-align: middle; }
 th { background: #fafafa; position: sticky; top: 0; }

@@ -17,6 +17,7 @@ from gansweep.dashboards.widgets import (
     esc,
     fmt,
     hover,
+    scrolling,
     sentence,
     worst_position,
 )
@@ -240,7 +241,9 @@ def section_seeds(data: SweepData, charts: Charts) -> str:
         "(boxes), next to the result of the trial that selected them (star): the gap is "
         "how much of its win was the seed. Ranked by the worst seed, then the mean.</p>"
         + charts(fig, 440)
-        + '<table class="board"><thead><tr>'
-        + "".join(f"<th>{esc(h)}</th>" for h in head)
-        + f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        + scrolling(
+            '<table class="board"><thead><tr>'
+            + "".join(f"<th>{esc(h)}</th>" for h in head)
+            + f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        )
     )

@@ -15,10 +15,11 @@ from gansweep.dashboards.widgets import (
     fmt_steps,
     png_uri,
     run_link,
+    scrolling,
     sentence,
 )
 from gansweep.records.ranking import RULE
-from gansweep.records.read import EXTRA_METRICS
+from gansweep.records.read import extra_metrics
 
 
 def section_header(data: SweepData, sections: tuple[tuple[str, str], ...]) -> str:
@@ -76,9 +77,9 @@ def section_leaderboard(data: SweepData, charts: Charts) -> str:
         )
     metric = data.metric
     replicated = bool(board["replicated"].any())
-    # mmd is what `distance` means on 2-D mixtures: one column of it is enough.
-    shown_twice = {metric, "mmd"} if metric == "distance" else {metric}
-    extras = [m for m in EXTRA_METRICS if m in shown and m not in shown_twice]
+    # Every metric of the registry the trials report; one that is the sweep's metric under
+    # another name (`distance` is mmd on mixtures, fd on images) would repeat its column.
+    extras = [m for m in extra_metrics(metric) if m in shown and not shown[m].equals(shown[metric])]
     head = ["#", "samples", "combination", f"{metric} ({better(data)})", *extras]
     if replicated:
         head += ["seeds", f"{metric} mean ± sd", "worst seed", "modes (worst)", "hq (worst)"]
@@ -104,10 +105,13 @@ def section_leaderboard(data: SweepData, charts: Charts) -> str:
             esc(r["run_name"]), run_link(data, r["run_id"]),
         ]  # fmt: skip
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    table = (
+        f'<table class="board"><thead><tr>{"".join(f"<th>{esc(h)}</th>" for h in head)}'
+        f"</tr></thead>\n<tbody>{''.join(rows)}</tbody></table>"
+    )
     return f"""<p>The top {len(shown)} of {len(data.ranked)} trials with a finite result; each
 trial's last sample picture. The rule: {esc(RULE)}.</p>
-<table class="board"><thead><tr>{"".join(f"<th>{esc(h)}</th>" for h in head)}</tr></thead>
-<tbody>{"".join(rows)}</tbody></table>"""
+{scrolling(table)}"""
 
 
 def section_samples(data: SweepData, charts: Charts) -> str:

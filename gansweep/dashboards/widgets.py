@@ -52,6 +52,14 @@ def png_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
+def scrolling(table: str) -> str:
+    """A wide table in a box that scrolls sideways (the report's `.wide` style): a
+    leaderboard with replication columns, every metric and the run ids is wider than the
+    page, and its last columns were cut off. (Not the long table of all trials: a box
+    that scrolls would stop its header from sticking to the top of the window.)"""
+    return f'<div class="wide">{table}</div>'
+
+
 def sentence(text: str) -> str:
     """A chart's stand-in when its data does not exist (yet); `text` is already HTML."""
     return f'<p class="empty">{text}</p>'

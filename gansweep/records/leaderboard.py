@@ -9,7 +9,6 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
@@ -51,7 +50,7 @@ def standings(manifest: Manifest) -> Standings:
         trials_frame(runs_frame(runs), manifest.metric, manifest.status == "running"),
         manifest.metric,
         manifest.mode,
-        len(manifest.replication.seeds) if manifest.replication else 0,
+        manifest.seeds_planned,
     )
 
 
@@ -64,35 +63,17 @@ def rank_runs(frame: pd.DataFrame, metric: str, mode: str, seeds_planned: int) -
 
 
 def _board(trials: pd.DataFrame, configs: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """The leaderboard's order (see ranking.py): replicated configs that held on every
-    one of their fresh seeds (robust order), then the other ranked trials, those still
-    being replicated among them (trial order), then
-    replicated configs that diverged or failed on a fresh seed, then the unranked trials;
-    `rank` numbers the ranked rows 1, 2, ..."""
+    """The leaderboard: the trials with their replicated config's summary, in the order
+    and with the ranks of ranking.rank_board."""
     board = trials.rename(columns={"value": metric})
     board["trial_rank"] = board["rank"]
     renamed = {c: f"{metric}_{c}" for c in ("mean", "sd", "worst")}
     board = board.merge(
         configs.rename(columns={"replica_of": "trial_id", **renamed}), on="trial_id", how="left"
     )
-    replicated = board["robust_rank"].notna().to_numpy()
-    broke = replicated & (board["broken"].fillna(0) > 0).to_numpy()
-    held = replicated & ~broke & board["complete"].fillna(False).to_numpy(dtype=bool)
-    ranked = (board["trial_rank"] > 0).to_numpy() | replicated
-    tier = np.select([~ranked, broke, held], [3, 2, 0], default=1)
-    order = np.lexsort(
-        (
-            board["trial_rank"].where(board["trial_rank"] > 0, np.inf).to_numpy(dtype=float),
-            # the robust order within tiers 0 and 2; tier 1 is in trial order
-            np.where(tier == 1, np.inf, board["robust_rank"].fillna(np.inf).to_numpy(dtype=float)),
-            tier,
-        )
-    )
-    board = board.iloc[order].reset_index(drop=True)
-    board["rank"] = 0
-    board.loc[board.index[: int(ranked.sum())], "rank"] = np.arange(1, int(ranked.sum()) + 1)
+    board = ranking.rank_board(board)
     board["replicated"] = board["robust_rank"].notna()
-    board["held"] = held[order]  # replicated, and held on every planned seed
+    board["held"] = board.pop("held")  # after `replicated`, as leaderboard.csv has it
     first = [*BOARD_COLUMNS[:3], metric, *BOARD_COLUMNS[3:]]
     if not configs.empty:
         first += ["seeds", "broken", *renamed.values()]

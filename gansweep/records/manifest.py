@@ -69,6 +69,19 @@ class Manifest:
         return Path(self.sweep_dir) / REPLICAS_DIR
 
     @property
+    def seeds_planned(self) -> int:
+        """The fresh seeds each replicated config is to train on (0: no replication): the
+        replication's plan once fixed, else what the sweep's options ask for. Under ASHA
+        and FIFO replicas start inside the search, before the plan is fixed
+        (platform/backfill.py): the ranking must know then too how many seeds make a
+        config's replication complete."""
+        if self.replication is not None:
+            return len(self.replication.seeds)
+        if int(self.options.get("replicate_top") or 0) <= 0:
+            return 0
+        return int(self.options.get("seeds") or 0)
+
+    @property
     def metric(self) -> str:
         return str(self.options.get("metric") or "distance")
 

@@ -143,8 +143,9 @@ def _rows(ranked: Standings) -> tuple[list[Row], list[Row]]:
     """(the table: running replicas and trials, then the best trials; every ended run)"""
     trials = ranked.trials.to_dict("records")
     replicas = ranked.replicas.to_dict("records")
-    # The best in the leaderboard's order (replicated configs that held first), so the
-    # table, the leaderboard and the champion agree.
+    # The best in the leaderboard's order (ranking.rank_board: a config's replicas count
+    # once all its planned seeds are in), so the table, the leaderboard and the champion
+    # ("best so far") agree.
     board = ranked.board.rename(columns={ranked.metric: "value"}).to_dict("records")
     by_rank = [t for t in board if t["rank"] > 0][:BEST_SHOWN]
     shown = {t["trial_id"] for t in by_rank}
@@ -176,9 +177,10 @@ def progress(manifest: Manifest) -> SweepProgress:
     options = manifest.options
     planned = int(options.get("num_samples") or len(trials))
     if manifest.replication is not None:
-        replicas_planned = len(manifest.replication.trial_ids) * len(manifest.replication.seeds)
+        configs_planned = len(manifest.replication.trial_ids)
     else:
-        replicas_planned = int(options.get("replicate_top") or 0) * int(options.get("seeds") or 0)
+        configs_planned = int(options.get("replicate_top") or 0)
+    replicas_planned = configs_planned * manifest.seeds_planned
     done = int(trials["status"].isin(ranking.ENDED).sum())
     running = int((trials["status"] == ranking.RUNNING).sum())
     replicas_done = int(replicas["status"].isin(ranking.ENDED).sum()) if len(replicas) else 0

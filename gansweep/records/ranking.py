@@ -17,10 +17,27 @@ Diverged and failed trials, and trials with no result yet, are not ranked.
 
 How replicated configs rank (a top trial retrained on fresh seeds, Lucic et al. 2018):
 by the worst seed's metric, then by the mean over seeds. The champion must hold on
-every seed, not on average, so the worst seed decides. Replicated configs that held on
-every fresh seed rank above every unreplicated trial: a claim checked on fresh seeds
-beats one that was not. One that diverged or failed on a fresh seed did not hold: it
-ranks after every other ranked trial.
+every seed, not on average, so the worst seed decides.
+
+How the leaderboard combines the two (rank_board): a config's replicas decide its place
+only once its verdict is certain, and never lift it above a config that is better by
+the metric merely because that one's replicas are not all in yet:
+1. a config that held on every one of its planned fresh seeds is "held". The held
+   configs rank among themselves by the replica rule, and stand together where the best
+   of them by the trial rule stands: a trial that beats all of them by the metric (one
+   never replicated, or whose replicas are still running or were cut short by
+   --time-budget or an interrupt) ranks above them; every other trial below them;
+2. every other ranked trial, configs still being replicated among them, by the trial
+   rule: a replica or two decide nothing (and which config's replicas end first is the
+   scheduler's order, not merit);
+3. a config that diverged or failed on a fresh seed did not hold, whatever its other
+   seeds do: it ranks after every other ranked trial (by the replica rule);
+4. the unranked trials.
+The top K configs by the trial rule are the ones replicated (platform/replicate.py,
+platform/replica_plan.py), so once their replication is complete the held configs are
+the top of the trial order and rank first: a claim checked on fresh seeds beats one
+that was not. Which seeds are planned comes from the sweep's manifest; with no plan
+known no config's replication counts as complete.
 """
 
 from __future__ import annotations
@@ -47,7 +64,9 @@ REPLICA_METRICS = {name: METRICS[name].mode for name in ("modes_captured", "high
 # The rule in one sentence, for the console and the report.
 RULE = (
     "replicated configs that held on every fresh seed rank first, by their worst seed, then "
-    "their mean; the other trials by the metric at equal budget (full budget first)"
+    "their mean, but never above a trial that beats them all by the metric and was not "
+    "replicated on all its planned seeds (yet); the other trials by the metric at equal "
+    "budget (full budget first); configs that diverged or failed on a fresh seed last"
 )
 
 
@@ -158,7 +177,9 @@ def replica_summary(
         ended = counted[counted["replica_of"] == source]
         broken = ended["broken"]
         row: dict[str, object] = {"replica_of": source, "seeds": len(ended)}
-        row.update(seeds_planned=seeds_planned, complete=len(ended) >= seeds_planned)
+        # With no plan known (0), no config is complete: nothing says all its seeds are in.
+        complete = seeds_planned > 0 and len(ended) >= seeds_planned
+        row.update(seeds_planned=seeds_planned, complete=complete)
         row["broken"] = int(broken.sum())
         for name, direction in {"": mode, **extra}.items():
             column = name or "value"
@@ -185,3 +206,32 @@ def replica_summary(
     table = table.iloc[np.lexsort((mean, worst, incomplete))].reset_index(drop=True)
     table["robust_rank"] = np.arange(1, len(table) + 1)
     return table
+
+
+def rank_board(board: pd.DataFrame) -> pd.DataFrame:
+    """The leaderboard's order by the rule above, best first, with ``rank`` (1, 2, ...
+    for the ranked rows, 0 for the others) and ``held``.
+
+    `board` has one row per trial, in the trial order, with ``trial_rank`` (rank_trials'
+    rank, 0: unranked) and, for replicated configs, replica_summary's ``robust_rank``,
+    ``broken`` and ``complete`` (NaN for the others).
+    """
+    n = len(board)
+    trial_rank = pd.to_numeric(board["trial_rank"], errors="coerce").fillna(0).to_numpy(float)
+    robust = pd.to_numeric(board["robust_rank"], errors="coerce").to_numpy(float)
+    replicated = ~np.isnan(robust)
+    broke = replicated & (pd.to_numeric(board["broken"], errors="coerce").fillna(0) > 0).to_numpy()
+    held = replicated & ~broke & board["complete"].fillna(False).to_numpy(dtype=bool)
+    ranked = (trial_rank > 0) | replicated
+    place = np.where(trial_rank > 0, trial_rank, np.inf)
+    if held.any():  # the held configs stand together where the best of them stands
+        place = np.where(held, place[held].min(), place)
+    place = np.where(broke, 0.0, place)  # last tier: the replica rule alone orders it
+    tier = np.select([~ranked, broke], [2, 1], default=0)
+    within = np.where(held | broke, robust, np.inf)  # the replica rule, where it decides
+    order = np.lexsort((np.arange(n), within, place, tier))  # last key first
+    out = board.iloc[order].reset_index(drop=True)
+    out["rank"] = 0
+    out.loc[out.index[: int(ranked.sum())], "rank"] = np.arange(1, int(ranked.sum()) + 1)
+    out["held"] = held[order]  # replicated, and held on every planned seed
+    return out

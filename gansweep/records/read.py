@@ -24,11 +24,15 @@ from gansweep.records.run_format import (
     TAG_TRIAL_ID,
 )
 from gansweep.records.store import with_retries
-from gansweep.trainables.metric_registry import METRICS, PRIMARY_METRIC
+from gansweep.trainables.metric_registry import METRICS
 
-# Metrics worth a column of the trials table, when the trials report them: every metric
-# of the registry (the sweep's own metric is the `value` column).
-EXTRA_METRICS = tuple(name for name in METRICS if name != PRIMARY_METRIC)
+
+def extra_metrics(metric: str) -> tuple[str, ...]:
+    """The metrics worth a column of the trials table besides the sweep's own `metric`
+    (the `value` column), where the trials report them: every metric of the registry.
+    Read when called, not at import, so a metric registered later (by a plugin's
+    trainable, or a test) gets its column in every reader too."""
+    return tuple(name for name in METRICS if name != metric)
 
 
 def child_runs(
@@ -106,7 +110,7 @@ TRIAL_COLUMNS = [
 def trials_frame(runs: pd.DataFrame, metric: str, sweep_running: bool) -> pd.DataFrame:
     """One tidy row per run (trial or replica), in start order: the TRIAL_COLUMNS, where
     `value` is the metric's last value and `status` follows ranking.recorded_status, then
-    the other EXTRA_METRICS that exist."""
+    the extra_metrics the runs report."""
     if runs.empty:
         return pd.DataFrame(columns=TRIAL_COLUMNS)
     now_ms = time.time() * 1000
@@ -140,8 +144,8 @@ def trials_frame(runs: pd.DataFrame, metric: str, sweep_running: bool) -> pd.Dat
     closed = out["status"].isin([ranking.FINISHED, ranking.STOPPED_EARLY])
     out.loc[out["diverged"] & closed, "status"] = ranking.DIVERGED
     out["reported"] = out["value"].notna()
-    for name in EXTRA_METRICS:
-        if name != metric and f"metrics.{name}" in runs:  # the metric itself is `value`
+    for name in extra_metrics(metric):
+        if f"metrics.{name}" in runs:
             out[name] = _numeric(runs, f"metrics.{name}")
     out = out.sort_values("start", kind="stable").reset_index(drop=True)
     return out[[*TRIAL_COLUMNS, *(c for c in out if c not in TRIAL_COLUMNS)]]

@@ -21,6 +21,7 @@ from gansweep.records.manifest import Manifest, Replication
 from gansweep.records.run_format import TrialIdentity
 from gansweep.records.write import TrialRun, start_sweep_run
 from gansweep.trainables.config import TrialConfig
+from gansweep.trainables.metric_registry import METRICS
 from gansweep.trainables.metrics import worst_metrics
 
 LOSSES = ("ns", "wgan", "hinge", "lsgan")
@@ -88,12 +89,24 @@ def _outcome(rng: random.Random, diverged: float, failed: float, stopped_early: 
     return ranking.FINISHED
 
 
+def every_metric(value: float) -> dict[str, float]:
+    """A made-up value of every metric of METRICS (as registered when called) for a trial
+    whose distance is `value`: distinct from each other, and better with a better
+    distance, each in its own direction."""
+    out = {}
+    for i, (name, spec) in enumerate(METRICS.items()):
+        scaled = value * (1 + i / 10)
+        out[name] = scaled if spec.mode == "min" else 1 / scaled
+    return out
+
+
 def _record(
     manifest: Manifest, cfg: TrialConfig, trial_id: str, end: str, final: float,
-    last_step: int, samples: Path, replica_of: str | None = None,
+    last_step: int, samples: Path, replica_of: str | None = None, all_metrics: bool = False,
 ) -> float | None:  # fmt: skip
     """One made-up trial, recorded through the records layer; returns what Tune would
-    have reported to Optuna (its last distance; None if it failed)."""
+    have reported to Optuna (its last distance; None if it failed). With `all_metrics`
+    it reports every metric of METRICS (every_metric)."""
     who = TrialIdentity(manifest.records, trial_id, cfg.combination, replica_of)
     run = TrialRun(who, cfg.model_dump())
     reported = None
@@ -108,6 +121,7 @@ def _record(
                     "modes_captured": float(max(0, min(8, round(8 - 2 * value)))),
                     "high_quality": max(0.0, min(1.0, 1 - value / 4.5)), "reverse_kl": value / 3,
                 }  # fmt: skip
+                values.update(every_metric(value) if all_metrics else {})
             values["step"] = float(step)
             run.log_evaluation(values, step, [samples] if step == last_step else [])
             reported = values["distance"]
@@ -126,12 +140,14 @@ def make_sweep(
     seeds: int = 3,
     status: str = "finished",
     rng_seed: int = 0,
+    all_metrics: bool = False,
 ) -> Manifest:
     """Make a sweep of `n_trials` made-up trials under `root` and return its manifest.
 
     `diverged`, `failed`, `stopped_early` are the shares of trials that end so (1.0
     diverged: all do); the best `replicate_top` finished trials are replicated on `seeds`
-    fresh seeds.
+    fresh seeds. With `all_metrics` every run reports every metric of METRICS as
+    registered now (every_metric), not only the mixture metrics.
     """
     import optuna
 
@@ -174,7 +190,9 @@ def make_sweep(
             final = TYPICAL[cfg.loss] * math.exp(rng.gauss(0, 0.4))
             final *= 0.6 if cfg.d_norm == "spectral" else 1.0
             last_step = STEPS if end == ranking.FINISHED else EVAL_EVERY * rng.randint(1, 2)
-            reported = _record(manifest, cfg, trial_id, end, final, last_step, samples)
+            reported = _record(
+                manifest, cfg, trial_id, end, final, last_step, samples, all_metrics=all_metrics
+            )
             study_trials.append(_study_trial(cfg, reported))
             if end == ranking.FINISHED:
                 finished.append((final, trial_id, cfg))
@@ -192,7 +210,7 @@ def make_sweep(
                 value = final * math.exp(rng.gauss(0, 0.3))
                 replica = cfg.model_copy(update={"seed": seed})
                 _record(manifest, replica, f"{rng.getrandbits(32):08x}", end, value,
-                        STEPS, samples, replica_of=source)  # fmt: skip
+                        STEPS, samples, replica_of=source, all_metrics=all_metrics)  # fmt: skip
     manifest.save()
     study.add_trials(study_trials)
     return manifest

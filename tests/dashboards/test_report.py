@@ -181,6 +181,21 @@ def test_a_mixed_sweep_has_importances_seed_spread_and_escaped_strings(synthetic
         r"<code>([0-9a-f]{32})</code>", page))  # fmt: skip
 
 
+def test_the_wide_tables_scroll_sideways_inside_the_page(synthetic):
+    """The leaderboard (replication columns, every metric, run ids) was cut off at 1,400 px:
+    it and the table of seeds sit in a box that scrolls sideways (the browser test below
+    checks the page itself no longer overflows)."""
+    manifest = synthetic(8, replicate_top=2, seeds=2, diverged=0.0, failed=0.0, all_metrics=True)
+    page = write_report(manifest, log_to_mlflow=False).read_text()
+    assert re.search(r"\.wide \{[^}]*overflow-x: auto;", page)
+    assert page.count('<table class="board">') == 2  # the leaderboard and the seeds
+    assert page.count('<div class="wide"><table class="board">') == 2
+    leaderboard = page[page.index('<section id="leaderboard">') :]
+    assert leaderboard.index('<div class="wide"><table class="board">') < leaderboard.index(
+        "</section>"
+    )
+
+
 def test_a_missing_tracking_store_is_an_error_and_creates_nothing(tmp_path):
     manifest = Manifest(
         name="x", sweep_dir=str(tmp_path / "x"), tracking_uri=f"sqlite:///{tmp_path}/no.db",
@@ -226,9 +241,10 @@ def test_best_so_far_skips_missing_results():
 # ----------------------------------------------------------- in a real browser
 
 
-def open_in_chromium(page: Path, screenshot: Path) -> tuple[list, int, int, list]:
+def open_in_chromium(page: Path, screenshot: Path) -> tuple[list, int, int, list, int]:
     """Open the page from disk in headless Chromium; returns (console errors, chart divs,
-    charts with an SVG, resources fetched over the network) and saves a screenshot."""
+    charts with an SVG, resources fetched over the network, pixels the page is wider than
+    the 1,400 px window) and saves a screenshot."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
@@ -260,13 +276,17 @@ def open_in_chromium(page: Path, screenshot: Path) -> tuple[list, int, int, list
             ".filter(n => !n.startsWith('data:') && !n.startsWith('file:'))"
         )
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        # Wider than the window: something is cut off or needs the whole page scrolled.
+        overflow = driver.execute_script(
+            "return document.documentElement.scrollWidth - window.innerWidth"
+        )
         height = driver.execute_script("return document.body.scrollHeight")
         driver.set_window_size(1400, min(height + 80, 16000))
         time.sleep(0.5)  # let responsive charts re-layout at the new size
         driver.save_screenshot(str(screenshot))
     finally:
         driver.quit()
-    return errors, charts, drawn_charts, fetched
+    return errors, charts, drawn_charts, fetched, overflow
 
 
 @pytest.mark.slow
@@ -277,15 +297,20 @@ def test_the_report_renders_in_chromium_without_errors(kind, request, synthetic,
     if kind == "real":
         manifest = request.getfixturevalue("real_sweep")
     else:
-        shares = {"mixed": {"replicate_top": 3}, "diverged": {"diverged": 1.0}, "empty": {}}[kind]
+        shares = {
+            "mixed": {"replicate_top": 3, "all_metrics": True},  # the widest leaderboard
+            "diverged": {"diverged": 1.0},
+            "empty": {},
+        }[kind]
         manifest = synthetic(0 if kind == "empty" else 30, **shares)
     page = write_report(manifest, tmp_path / "report.html", log_to_mlflow=False)
     expected = chart_count(page.read_text())
 
     screenshot = tmp_path / f"report-{kind}.png"
-    errors, charts, drawn, fetched = open_in_chromium(page, screenshot)
+    errors, charts, drawn, fetched, overflow = open_in_chromium(page, screenshot)
     assert errors == []
     assert fetched == []
+    assert overflow <= 0
     assert charts == expected and drawn == expected
     assert screenshot.stat().st_size > 10_000
     print(json.dumps({"kind": kind, "charts": charts, "screenshot": str(screenshot)}))

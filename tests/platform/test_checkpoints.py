@@ -9,7 +9,7 @@ import pytest
 import torch
 from ray import tune
 
-from gansweep.platform.trial import restore_checkpoint
+from gansweep.platform.trial import restore_checkpoint, restore_trainer
 from gansweep.trainables.checkpoint import (
     CHECKPOINT_FILE,
     CheckpointError,
@@ -41,17 +41,28 @@ def write_checkpoint(folder: Path, steps: int) -> GANTrainer:
 
 
 def test_a_checkpoint_round_trips(tmp_path):
-    trainer = write_checkpoint(tmp_path / "checkpoint_000000", steps=2)
-    state = load_trial_checkpoint(tmp_path / "checkpoint_000000")
+    folder = tmp_path / "checkpoint_000000"
+    trainer = write_checkpoint(folder, steps=2)
+    state = load_trial_checkpoint(folder)
     assert state["mlflow_run_id"] == "run-2" and state["trainer"]["step"] == trainer.step
+    assert state["metrics"] == {"step": 2} and state["trial_id"] == ""
     # Every saved tensor (both networks, both optimizers' moments, the RNG) as it was.
     assert_same(state["trainer"], trainer.state_dict())
+    # Loaded into a new trainer the way a restored trial does, it holds the same tensors.
+    resumed = GANTrainer(TINY)
+    assert restore_trainer(resumed, state, trial_id="") == ("run-2", "")
+    assert_same(resumed.state_dict(), trainer.state_dict())
+    # The generator a user loads from the checkpoint has the trained weights.
+    loaded = load_generator(folder / CHECKPOINT_FILE).state_dict()
+    assert_same(loaded, trainer.generator_state_dict()["generator"])
 
 
 def assert_same(saved, expected, where="state"):
-    """Tensors bit for bit, everything else equal, through nested dicts and lists."""
+    """Tensors bit for bit (torch.equal, same dtype), everything else equal, through
+    nested dicts and lists."""
     if isinstance(expected, torch.Tensor):
-        torch.testing.assert_close(saved, expected, rtol=0, atol=0, msg=where)
+        assert isinstance(saved, torch.Tensor), where
+        assert saved.dtype == expected.dtype and torch.equal(saved, expected), where
     elif isinstance(expected, dict):
         assert saved.keys() == expected.keys(), where
         for key in expected:
@@ -81,14 +92,17 @@ def test_a_malicious_pickle_is_refused_and_its_code_never_runs(tmp_path):
 
 
 def test_a_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path):
-    write_checkpoint(tmp_path / "checkpoint_000000", steps=2)
-    write_checkpoint(tmp_path / "checkpoint_000001", steps=4)
+    earlier = write_checkpoint(tmp_path / "checkpoint_000000", steps=2)
+    later = write_checkpoint(tmp_path / "checkpoint_000001", steps=4)
     latest = tmp_path / "checkpoint_000001" / CHECKPOINT_FILE
     latest.write_bytes(latest.read_bytes()[:100])  # a crash in the middle of a write
 
     with pytest.warns(UserWarning, match="fell back to .*checkpoint_000000"):
         state = restore_checkpoint(tune.Checkpoint.from_directory(tmp_path / "checkpoint_000001"))
     assert state["mlflow_run_id"] == "run-2" and state["trainer"]["step"] == 2
+    assert_same(state["trainer"], earlier.state_dict())  # the earlier one's tensors
+    weights = state["trainer"]["generator"]
+    assert not all(torch.equal(w, later.G.state_dict()[k]) for k, w in weights.items())
 
 
 def test_with_no_readable_checkpoint_the_error_names_every_file(tmp_path):

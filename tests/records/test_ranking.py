@@ -8,6 +8,7 @@ import pytest
 
 from gansweep.records import ranking
 from gansweep.records.leaderboard import rank_runs
+from gansweep.records.manifest import Manifest, Replication
 
 
 def trials(*rows) -> pd.DataFrame:
@@ -212,3 +213,113 @@ def test_a_replica_metric_no_run_reports_is_unknown_not_zero():
     summary = ranking.replica_summary(table, "min", seeds_planned=2).iloc[0]
     assert summary["worst"] == 25.0
     assert all(math.isnan(summary[f"modes_captured_{s}"]) for s in ("mean", "sd", "worst"))
+
+
+# ------------------------------------------------ a board frozen mid-replication
+
+
+def manifest_in(phase: str) -> Manifest:
+    """A sweep's manifest (no store behind it) that asked for the top 3 configs on 3 fresh
+    seeds, in the phase named."""
+    manifest = Manifest(
+        name="m", sweep_dir="/nowhere/m", tracking_uri="sqlite:///nowhere.db", experiment_id="1",
+        parent_run_id="0" * 32, study_name="m", space="quick", space_source="",
+        options={"replicate_top": 3, "seeds": 3},
+    )  # fmt: skip
+    if phase != "search + replication":  # replicas started inside the search: no plan yet
+        status = "running" if phase == "replication" else "interrupted"  # --time-budget
+        manifest.replication = Replication(3, [7, 8, 9], ["fin", "mid", "early"], status)
+    return manifest
+
+
+@pytest.mark.parametrize("phase", ["search + replication", "replication", "replication cut short"])
+def test_mid_replication_no_config_outranks_a_better_one_for_having_replicas(phase):
+    """Issue 21: the live view showed a trial stopped at step 500 (1.393) as the best while a
+    finished one stood at 0.077: its first replicas were in, the others' not yet."""
+    runs = sweep_runs(
+        # role, trial_id, replica_of, status, value, step, planned, seed
+        ("trial", "fin", "", "finished", 0.077, 3000, 3000, "0"),
+        ("trial", "mid", "", "finished", 0.20, 3000, 3000, "0"),
+        ("trial", "early", "", "stopped_early", 1.393, 500, 3000, "0"),
+        ("trial", "other", "", "finished", 0.30, 3000, 3000, "0"),
+        ("replica", "e7", "early", "finished", 0.90, 3000, 3000, "7"),
+        ("replica", "e8", "early", "finished", 0.95, 3000, 3000, "8"),
+        ("replica", "m7", "mid", "finished", 0.25, 3000, 3000, "7"),
+        ("replica", "f7", "fin", "running", math.nan, 0, 3000, "7"),
+    )  # fmt: skip
+    manifest = manifest_in(phase)
+    assert manifest.seeds_planned == 3
+    ranked = rank_runs(runs, "distance", "min", manifest.seeds_planned)
+    board = ranked.board
+    assert list(board["trial_id"]) == ["fin", "mid", "other", "early"]  # the trial order
+    assert list(board["rank"]) == [1, 2, 3, 4]
+    assert not board["held"].any() and ranked.champion["trial_id"] == "fin"
+    assert list(board["replicated"]) == [True, True, False, True]
+
+
+def test_with_no_replication_plan_known_no_config_counts_as_replicated():
+    """The bug behind issue 21: before the plan is fixed the board was told 0 seeds were
+    planned, and every config with a replica, even one still running, counted as held."""
+    runs = sweep_runs(
+        ("trial", "A", "", "finished", 0.10, 300, 300, "0"),
+        ("trial", "B", "", "stopped_early", 0.90, 100, 300, "0"),
+        ("replica", "b1", "B", "finished", 0.50, 300, 300, "1"),
+    )  # fmt: skip
+    standings = rank_runs(runs, "distance", "min", seeds_planned=0)
+    assert list(standings.board["trial_id"]) == ["A", "B"]
+    assert not standings.configs["complete"].any()
+
+
+def test_a_config_replicated_first_does_not_pass_a_better_one_still_replicating():
+    """Replicas start longest first, not best first: C's seeds ending before A's says
+    nothing about A. Held configs reorder among themselves by their worst seed (C before
+    B), below A; once A's seeds are in the board is today's: held configs first."""
+    rows = [
+        ("trial", "A", "", "finished", 0.10, 300, 300, "0"),
+        ("trial", "B", "", "finished", 0.20, 300, 300, "0"),
+        ("trial", "C", "", "finished", 0.30, 300, 300, "0"),
+        ("trial", "D", "", "finished", 0.40, 300, 300, "0"),
+        ("replica", "a1", "A", "finished", 0.45, 300, 300, "1"),
+        *(("replica", f"b{s}", "B", "finished", 0.5, 300, 300, str(s)) for s in (1, 2)),
+        *(("replica", f"c{s}", "C", "finished", 0.35, 300, 300, str(s)) for s in (1, 2)),
+    ]  # fmt: skip
+    board = rank_runs(sweep_runs(*rows), "distance", "min", seeds_planned=2).board
+    assert list(board["trial_id"]) == ["A", "C", "B", "D"]
+    assert list(board["held"]) == [False, True, True, False]
+    rows.append(("replica", "a2", "A", "finished", 0.40, 300, 300, "2"))
+    board = rank_runs(sweep_runs(*rows), "distance", "min", seeds_planned=2).board
+    assert list(board["trial_id"]) == ["C", "A", "B", "D"]  # worst seeds 0.35, 0.45, 0.5
+    assert list(board["rank"]) == [1, 2, 3, 4] and board["held"].sum() == 3
+
+
+def test_a_held_config_never_passes_a_trial_that_beats_them_all_and_was_not_replicated():
+    """E.g. a better trial of a resumed search: the replicated ones stand where the best of
+    them stands, not above it."""
+    runs = sweep_runs(
+        ("trial", "A", "", "finished", 0.20, 300, 300, "0"),
+        ("trial", "new", "", "finished", 0.05, 300, 300, "0"),
+        ("replica", "a1", "A", "finished", 0.30, 300, 300, "1"),
+    )  # fmt: skip
+    board = rank_runs(runs, "distance", "min", seeds_planned=1).board
+    assert list(board["trial_id"]) == ["new", "A"] and list(board["held"]) == [False, True]
+
+
+@pytest.mark.parametrize(
+    ("options", "replication", "expected"),
+    [
+        ({"replicate_top": 3, "seeds": 2}, None, 2),  # search + replication (backfill)
+        ({"replicate_top": 0, "seeds": 3}, None, 0),  # no replication asked for
+        ({}, None, 0),  # a manifest that says nothing
+        ({"replicate_top": 3, "seeds": 2}, Replication(3, [5, 6, 7, 8], ["t"]), 4),  # fixed
+    ],
+)
+def test_the_planned_seeds_come_from_the_plan_else_the_options(options, replication, expected):
+    manifest = manifest_in("search + replication")
+    manifest.options, manifest.replication = options, replication
+    assert manifest.seeds_planned == expected
+
+
+def test_the_rule_printed_under_the_leaderboard_says_what_rank_board_does():
+    for words in ("held on every fresh seed rank first, by their worst seed", "never above a trial",
+                  "all its planned seeds", "full budget first", "diverged or failed"):  # fmt: skip
+        assert words in ranking.RULE
