@@ -374,8 +374,9 @@ class GANTrainer:
 
 def load_generator(path: str | Path, device: str = "cpu") -> torch.nn.Module:
     """The generator in ``generator.pt`` (``generator_state_dict``: what `gansweep train`
-    and every trial write) or in a whole checkpoint (``checkpoint.pt`` of `gansweep
-    train`, a trial's ``trial.pt``), in eval mode, EMA weights where the run kept them.
+    and every trial write) or in a whole checkpoint (``trial.pt``, of a trial or of
+    `gansweep train`; an older bare trainer state too), in eval mode, EMA weights where
+    the run kept them.
 
     Call it as G(z [B, G.z_dim], labels [B] | None); G.config is the run's TrialConfig.
     """

@@ -11,6 +11,8 @@ import sys
 import termios
 import time
 
+import pytest
+
 from gansweep.platform.live_view import LOG_FILE
 
 ANSI = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07]*\x07|[@-Z\\-_])")
@@ -63,6 +65,7 @@ def _run_in_a_terminal(command: list[str], cwd, env, timeout: float) -> tuple[in
     return proc.returncode, text
 
 
+@pytest.mark.slow  # a real sweep, 45-65 s; test_live_view.py guards the cause in the fast suite
 def test_in_a_terminal_only_the_view_and_the_leaderboard_reach_the_screen(tmp_path):
     env = {**os.environ, "RAY_ADDRESS": "", "TERM": "xterm-256color"}
     for sized in ("COLUMNS", "LINES"):  # the terminal's own size, as in tmux

@@ -11,9 +11,9 @@ import mlflow
 import optuna
 import pytest
 
-from gansweep.platform.views import sweep_header
 from gansweep.platform.samplers import SAMPLERS, startup_trials
 from gansweep.platform.sweep_input import SweepOptions, prepare
+from gansweep.platform.views import sweep_header
 from gansweep.search_spaces import load_space
 
 

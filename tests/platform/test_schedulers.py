@@ -1,16 +1,25 @@
-"""The schedulers: the budget they take from the space, and HyperBand mended where Ray's
-leaves a trial PAUSED for good (ReplicaSafeASHA is tested with the backfill it serves).
+"""The schedulers: every registry entry through a real sweep, the budget they take from
+the space, and HyperBand mended where Ray's leaves a trial PAUSED for good
+(ReplicaSafeASHA is tested with the backfill it serves).
 
 The HyperBand cases replay, call by call, what Tune's controller does: they run the real
 scheduler, and a stand-in for the controller that does what Tune's stop_trial does to a
 scheduler (a live trial completes, a waiting one is removed)."""
 
+import json
+import os
+import subprocess
+import sys
+
+import mlflow
+import optuna
 import pytest
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
-from gansweep.platform.schedulers import scheduler_budget
+from gansweep.platform.schedulers import SCHEDULERS, scheduler_budget
 from gansweep.platform.tune_schedulers import MendedHyperBand
+from gansweep.records.run_format import TAG_ROLE
 from gansweep.search_spaces import parse_space
 
 
@@ -120,3 +129,41 @@ def test_hyperband_halves_a_bracket_when_a_trial_leaves_it_after_its_first_halvi
     controller.stop_trial(worse)  # diverged: the two waiting at 3 are halved to the best
     assert controller.stopped[-2:] == [worse, better]
     assert controller.scheduler.choose_trial_to_run(controller) is best
+
+
+# ------------------------------------------------ every registry entry, in a real sweep
+
+
+@pytest.mark.slow  # a real sweep per entry: 30-60 s each on 2 quiet cores
+@pytest.mark.parametrize("name", list(SCHEDULERS))
+def test_every_scheduler_entry_runs_a_real_sweep_to_a_complete_record(tmp_path, name):
+    """The contract of a SCHEDULERS entry, through `gansweep sweep` as a user runs it: the
+    sweep finishes; every planned trial has one closed MLflow run and one Optuna trial that
+    is told (none left RUNNING); replicas run where the entry allows them inside the search
+    and after it otherwise; the champion is exported. A new entry passes this or is wrong."""
+    spec = SCHEDULERS[name]
+    space = tmp_path / "space.yaml"
+    space.write_text(
+        "fixed: {steps: 40, eval_every: 10, eval_samples: 200, width: 8, batch_size: 32}\n"
+        "params:\n  lr_g: {loguniform: [1.0e-4, 1.0e-2]}\n  lr_d: {loguniform: [1.0e-4, 1.0e-2]}\n"
+    )
+    assert spec.check(parse_space(space.read_text())) is None
+    proc = subprocess.run(
+        [sys.executable, "-m", "gansweep.platform.cli", "sweep", "--space", str(space),
+         "--name", "s", "--scheduler", name, "--num-samples", "4", "--max-concurrent", "2",
+         "--replicate-top", "1", "--seeds", "1"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "RAY_ADDRESS": ""},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    manifest = json.loads((tmp_path / "sweeps" / "s" / "gansweep.json").read_text())
+    assert manifest["status"] == "finished"
+    mlflow.set_tracking_uri(manifest["tracking_uri"])
+    runs = mlflow.search_runs([manifest["experiment_id"]], output_format="list")
+    roles = [r.data.tags.get(TAG_ROLE) for r in runs]
+    assert roles.count("trial") == 4 and roles.count("replica") == 1, roles
+    assert all(r.info.status == "FINISHED" for r in runs), [r.info.status for r in runs]
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path}/sweeps/s/optuna.db")
+    states = [t.state for t in study.trials]
+    assert len(states) == 4 and optuna.trial.TrialState.RUNNING not in states, states
+    assert (tmp_path / "sweeps" / "s" / "best.yaml").exists()
