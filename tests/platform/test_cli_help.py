@@ -11,7 +11,13 @@ from typer.testing import CliRunner
 
 from gansweep.platform.cli import app
 
-COMMANDS = ["train", "sweep", "resume", "replicate", "export", "report", "spaces", "ui"]
+# Every command the app has, read from the app itself: a new command is checked too.
+COMMANDS = [c.name or c.callback.__name__ for c in app.registered_commands]
+
+
+def test_the_command_list_is_the_apps():
+    assert {"train", "sweep", "resume", "replicate", "export", "report", "status", "ls",
+            "spaces", "ui"} <= set(COMMANDS)  # fmt: skip
 
 
 @pytest.mark.parametrize("command", COMMANDS)
