@@ -16,7 +16,27 @@ from typing import IO, Any
 import yaml
 
 
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object], mode: int = 0o644) -> Path:
+def _mode_for(path: Path) -> int:
+    """An existing file keeps its own mode (`export -o` over a 0600 file leaves it 0600);
+    a new one gets what open() would give it: 0666 less the process's umask."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process's umask. Linux shows it in /proc; elsewhere the only way to read it is
+    to set it and put it back, which for an instant holds for every thread."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        status = Path("/proc/self/status").read_text().splitlines()
+        return int(next(line for line in status if line.startswith("Umask:")).split()[1], 8)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path:
     """Write a file through `write(file)` into a temporary file in the same folder, then
     rename it into place: a crash leaves the old file or the new one, never half of one,
     and a reader never sees a partial file. Returns the path."""
@@ -28,7 +48,8 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object], mode: i
             write(f)
             f.flush()
             os.fsync(f.fileno())  # on disk before the rename, so a power cut cannot empty it
-        os.chmod(tmp, mode)  # mkstemp makes it private; shared caches and sweeps are read by others
+        # mkstemp makes it private (0600): give it the mode the file has or would have.
+        os.chmod(tmp, _mode_for(path))
         os.replace(tmp, path)
         _fsync_folder(path.parent)  # the rename itself
     except BaseException:
