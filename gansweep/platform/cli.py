@@ -1,5 +1,4 @@
 """The `gansweep` command line: each command parses, calls one module, prints its views.
-
 Exit codes: 0 done; 2 bad input (a message names the bad value and the valid ones,
 nothing is launched or written); 1 an unexpected failure. Commands import torch, Ray and
 MLflow inside their bodies (seconds each): `--help` or a refused input waits for none.
@@ -48,9 +47,10 @@ class BadInput(ValueError):
 @contextmanager
 def refused(*errors: type[Exception]) -> Iterator[None]:
     """Bad input: any of `errors` raised inside ends the command with its message, code 2."""
+    caught: tuple[type[Exception], ...] = (BadInput, *errors)
     try:
         yield
-    except (BadInput, *errors) as err:
+    except caught as err:
         typer.secho(f"error: {err}", err=True, fg=typer.colors.RED)
         raise typer.Exit(BAD_INPUT) from None
 
@@ -91,7 +91,7 @@ def sweep(
     metric: o.Metric = D.metric,
     mode: o.Mode = None,
     time_budget: o.TimeBudget = None,
-    seed: o.SamplerSeed = D.seed,  # type: ignore[assignment] - an int; None only in Python
+    seed: o.SamplerSeed = D.seed,
     overrides: o.SpaceOverrides = [],  # noqa: B006 - typer copies it
     storage: o.Storage = D.storage,
     address: o.Address = None,

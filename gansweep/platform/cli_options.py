@@ -98,7 +98,7 @@ TimeBudget = Annotated[
         "--time-budget", help="Stop the search (running trials too) after this many seconds."
     ),
 ]
-SamplerSeed = Annotated[int, typer.Option("--seed", help="Seed of the Optuna sampler.")]
+SamplerSeed = Annotated[int | None, typer.Option("--seed", help="Seed of the Optuna sampler.")]
 SpaceOverrides = Annotated[
     list[str], typer.Option("--set", help="Override a fixed value of the space: --set key=value.")
 ]

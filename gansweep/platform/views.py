@@ -19,7 +19,7 @@ from gansweep.records.ranking import RULE
 if TYPE_CHECKING:
     from gansweep.platform.sweep_input import PreparedSweep
     from gansweep.records.leaderboard import Standings
-    from gansweep.records.progress import Progress
+    from gansweep.records.progress import SweepProgress
 
 
 def console() -> Console:
@@ -102,7 +102,7 @@ def sweep_header(prepared: PreparedSweep) -> str:
     return "\n".join([header, *(f"  note: {note}" for note in prepared.notes)])
 
 
-def print_sweeps(folder: Path, found: list[Progress]) -> None:
+def print_sweeps(folder: Path, found: list[SweepProgress]) -> None:
     """`gansweep ls`: one row per sweep."""
     if not found:
         typer.echo(f"no sweeps in {folder.resolve()}")

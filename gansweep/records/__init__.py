@@ -3,8 +3,8 @@
 back (read.py), the sweep manifest (manifest.py), and the one rule for how a trial ended
 and how trials rank (ranking.py, leaderboard.py).
 
-trainables/trainable.py, platform/ and dashboards/ import this package; it imports none
-of them (only the trial schema, the metric registry and files.py below it).
+platform/ (the GAN trainable, trial.py, among it) and dashboards/ import this package;
+it imports none of them (only the trial schema, the metric registry and files.py).
 
 The names load on first use (PEP 562): a trial that imports run_format or write.py does
 not load the leaderboard, and with it the trial schema and torch.
