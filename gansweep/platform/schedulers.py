@@ -139,3 +139,13 @@ SCHEDULERS: dict[str, SchedulerSpec] = {
         checkpoints_kept=4, check=_pbt_check,
     ),
 }  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    """The Ray classes that lived here before tune_schedulers.py: a sweep started before
+    the move pickled its scheduler under this module's name, and `resume` unpickles it."""
+    if name in ("ReplicaSafeASHA", "MendedHyperBand"):
+        from gansweep.platform import tune_schedulers
+
+        return getattr(tune_schedulers, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

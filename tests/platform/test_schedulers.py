@@ -167,3 +167,20 @@ def test_every_scheduler_entry_runs_a_real_sweep_to_a_complete_record(tmp_path, 
     states = [t.state for t in study.trials]
     assert len(states) == 4 and optuna.trial.TrialState.RUNNING not in states, states
     assert (tmp_path / "sweeps" / "s" / "best.yaml").exists()
+
+
+def test_a_scheduler_pickled_before_the_move_to_tune_schedulers_still_loads():
+    """`resume` of a sweep started before the Ray classes moved: its tuner.pkl names them
+    in schedulers.py, which still hands them out (without importing Ray itself)."""
+    import pickle
+
+    from gansweep.platform.tune_schedulers import ReplicaSafeASHA
+
+    scheduler = ReplicaSafeASHA(time_attr="step", max_t=10, grace_period=2)
+    ReplicaSafeASHA.__module__ = "gansweep.platform.schedulers"  # as an old pickle names it
+    try:
+        data = pickle.dumps(scheduler)
+    finally:
+        ReplicaSafeASHA.__module__ = "gansweep.platform.tune_schedulers"
+    assert b"gansweep.platform.schedulers" in data
+    assert type(pickle.loads(data)) is ReplicaSafeASHA
