@@ -53,3 +53,40 @@ def test_the_table_of_a_recorded_grid_sweep_holds_its_runs_row_for_row(tmp_path)
         assert list(got[column]) == pytest.approx(list(want[column]), rel=1e-12), column
     for field in fields:
         assert list(got[field].astype(str)) == list(want[field].astype(str)), field
+
+
+def test_record_run_continues_an_interrupted_seed_with_resume(tmp_path, monkeypatch):
+    """`record.py run` on a seed whose sweep was interrupted resumes it (resume reads the
+    tracking URI from the manifest: it once passed --tracking-uri, which resume refuses)."""
+    from gansweep.records import Manifest
+
+    source = synthetic_table(seeds=(0,))
+    path = tmp_path / "source.csv"
+    source.to_csv(path, index=False)
+    work = tmp_path / "work"
+    work.mkdir()
+    space = tmp_path / "space.yaml"
+    space.write_text(
+        record.SPACE.read_text().split("params:")[0] + "params:\n  loss: {choice: [ns, wgan]}\n"
+    )
+    sets = [x for k, v in FIXED.items() for x in ("--set", f"{k}={v}")]
+    env = {**os.environ, "RAY_ADDRESS": "", "GANSWEEP_REPLAY_TABLE": str(path)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "gansweep.platform.cli", "sweep", "--space", str(space),
+         "--name", record.sweep_name(0), "--sampler", "grid", "--scheduler", "fifo",
+         "--replicate-top", "0", "--num-samples", "2", "--storage", str(work / "sweeps"),
+         "--tracking-uri", f"sqlite:///{work / 'mlflow.db'}",
+         "--trainable", f"{record.HERE / 'replay.py'}:replay", *sets],
+        capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    manifest = Manifest.load(work / "sweeps", record.sweep_name(0))
+    manifest.status = "interrupted"  # as a stopped recording leaves it
+    manifest.save()
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    record.record(work, (0,), 2)  # raises CalledProcessError if resume refuses
+    assert Manifest.load(work / "sweeps", record.sweep_name(0)).status == "finished"
+    table, _ = record.table(work, (0,))
+    assert len(table) == 2 * 3  # the same two trials, three evaluations each, no more
