@@ -216,12 +216,12 @@ def _trainable(manifest: Manifest, options: SweepOptions) -> Any:
 
 
 def _run_config(
-    manifest: Manifest, name: str, storage: Path, options: SweepOptions
+    manifest: Manifest, name: str, storage: Path, options: SweepOptions, checkpoints_kept: int
 ) -> tune.RunConfig:
     return tune.RunConfig(
         name=name,
         storage_path=str(storage),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=checkpoints_kept),
         failure_config=tune.FailureConfig(max_failures=options.max_failures),
         callbacks=[CloseTrialRuns(manifest)],
         verbose=1,
@@ -286,7 +286,7 @@ def build_tuner(
         searcher, extra, param_space = spec.population(manifest, space, options, sampler)
     else:
         study = optuna.storages.RDBStorage(manifest.study_storage)
-        searcher = optuna_searcher(space, options, manifest.study_name, study)
+        searcher = optuna_searcher(space, options, manifest.study_name, study, sampler=sampler)
         if backfill.applies(options.scheduler, options.replicate_top, options.time_budget, space):
             seeds = backfill.replica_seeds(space, options.seeds)
             searcher = backfill.SearchThenReplicas(
@@ -306,9 +306,8 @@ def build_tuner(
         trial_dirname_creator=_name_of,
     )
     storage = Path(manifest.sweep_dir).parent
-    run_config = _run_config(manifest, manifest.name, storage, options)
+    run_config = _run_config(manifest, manifest.name, storage, options, spec.checkpoints_kept)
     run_config.callbacks = [*(run_config.callbacks or []), *extra]
-    run_config.checkpoint_config = tune.CheckpointConfig(num_to_keep=spec.checkpoints_kept)
     tuner = tune.Tuner(
         trainable, param_space=param_space, tune_config=tune_config, run_config=run_config
     )
@@ -330,5 +329,6 @@ def build_replica_tuner(
         trial_name_creator=_name_of,
         trial_dirname_creator=_name_of,
     )
-    run_config = _run_config(manifest, REPLICAS_DIR, Path(manifest.sweep_dir), options)
+    kept = SCHEDULERS["fifo"].checkpoints_kept  # the replication runs as FIFO does
+    run_config = _run_config(manifest, REPLICAS_DIR, Path(manifest.sweep_dir), options, kept)
     return trainable, tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+import typer
+
 
 def serve(command: list[str], grace_s: float = 5.0) -> int:
     """Run a server until it exits, or until this process gets SIGTERM or Ctrl-C: then stop
@@ -61,8 +63,6 @@ def mlflow_ui(uri: str, host: str, port: int) -> list[str]:
 def serve_ui(tracking_uri: str | None, host: str, port: int) -> int:
     """Serve the MLflow UI of the store the sweeps use until stopped; its exit code. A
     store that is a server already is not served twice. Raises TrackingError."""
-    import typer
-
     from gansweep.records.store import resolve_tracking_uri  # deferred: MLflow
 
     uri = resolve_tracking_uri(tracking_uri)

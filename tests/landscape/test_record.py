@@ -5,6 +5,7 @@ as the recording's grid sweeps, so the table it gives must hold the same rows.""
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -16,7 +17,9 @@ from gansweep.trainables.config import TrialConfig
 FIXED = {"penalty": "gp", "penalty_weight": 1.0, "n_critic": 1, "lr_g": 1e-3, "lr_d": 2e-3}
 
 
-def test_the_table_of_a_recorded_grid_sweep_holds_its_runs_row_for_row(tmp_path):
+def replayed_grid_sweep(tmp_path, losses: list[str]) -> tuple[pd.DataFrame, Path, dict]:
+    """A grid + FIFO sweep over `losses` through the CLI, as record.py runs a seed's,
+    replaying a synthetic table: (that table, the work folder, the sweep's environment)."""
     source = synthetic_table(seeds=(0,))
     path = tmp_path / "source.csv"
     source.to_csv(path, index=False)
@@ -24,20 +27,24 @@ def test_the_table_of_a_recorded_grid_sweep_holds_its_runs_row_for_row(tmp_path)
     work.mkdir()
     space = tmp_path / "space.yaml"
     space.write_text(
-        record.SPACE.read_text().split("params:")[0]
-        + "params:\n  loss: {choice: [ns, wgan, hinge]}\n"
+        record.SPACE.read_text().split("params:")[0] + f"params:\n  loss: {{choice: {losses}}}\n"
     )
     sets = [x for k, v in FIXED.items() for x in ("--set", f"{k}={v}")]
+    env = {**os.environ, "RAY_ADDRESS": "", "GANSWEEP_REPLAY_TABLE": str(path)}
     proc = subprocess.run(
         [sys.executable, "-m", "gansweep.platform.cli", "sweep", "--space", str(space),
          "--name", record.sweep_name(0), "--sampler", "grid", "--scheduler", "fifo",
-         "--replicate-top", "0", "--num-samples", "3", "--storage", str(work / "sweeps"),
-         "--tracking-uri", f"sqlite:///{work / 'mlflow.db'}",
+         "--replicate-top", "0", "--num-samples", str(len(losses)),
+         "--storage", str(work / "sweeps"), "--tracking-uri", f"sqlite:///{work / 'mlflow.db'}",
          "--trainable", f"{record.HERE / 'replay.py'}:replay", *sets],
-        capture_output=True, text=True, timeout=600,
-        env={**os.environ, "RAY_ADDRESS": "", "GANSWEEP_REPLAY_TABLE": str(path)},
+        capture_output=True, text=True, timeout=600, env=env,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return source, work, env
+
+
+def test_the_table_of_a_recorded_grid_sweep_holds_its_runs_row_for_row(tmp_path):
+    source, work, _ = replayed_grid_sweep(tmp_path, ["ns", "wgan", "hinge"])
 
     table, wall = record.table(work, (0, 1))  # seed 1: not recorded yet, left out
     assert list(wall) == [0] and wall[0] > 0
@@ -60,26 +67,7 @@ def test_record_run_continues_an_interrupted_seed_with_resume(tmp_path, monkeypa
     tracking URI from the manifest: it once passed --tracking-uri, which resume refuses)."""
     from gansweep.records import Manifest
 
-    source = synthetic_table(seeds=(0,))
-    path = tmp_path / "source.csv"
-    source.to_csv(path, index=False)
-    work = tmp_path / "work"
-    work.mkdir()
-    space = tmp_path / "space.yaml"
-    space.write_text(
-        record.SPACE.read_text().split("params:")[0] + "params:\n  loss: {choice: [ns, wgan]}\n"
-    )
-    sets = [x for k, v in FIXED.items() for x in ("--set", f"{k}={v}")]
-    env = {**os.environ, "RAY_ADDRESS": "", "GANSWEEP_REPLAY_TABLE": str(path)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "gansweep.platform.cli", "sweep", "--space", str(space),
-         "--name", record.sweep_name(0), "--sampler", "grid", "--scheduler", "fifo",
-         "--replicate-top", "0", "--num-samples", "2", "--storage", str(work / "sweeps"),
-         "--tracking-uri", f"sqlite:///{work / 'mlflow.db'}",
-         "--trainable", f"{record.HERE / 'replay.py'}:replay", *sets],
-        capture_output=True, text=True, timeout=600, env=env,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    _, work, env = replayed_grid_sweep(tmp_path, ["ns", "wgan"])
     manifest = Manifest.load(work / "sweeps", record.sweep_name(0))
     manifest.status = "interrupted"  # as a stopped recording leaves it
     manifest.save()
