@@ -16,7 +16,7 @@ from gansweep.platform import cli_options as o
 from gansweep.platform import views
 from gansweep.platform.options import DEFAULTS as D
 from gansweep.platform.process_exit import run_then_exit
-from gansweep.records.manifest import Manifest, SweepNotFoundError
+from gansweep.records.manifest import MANIFEST_FILE, Manifest, SweepNotFoundError
 
 app = typer.Typer(
     name="gansweep",
@@ -30,14 +30,30 @@ BAD_INPUT = 2
 
 
 @contextmanager
-def resumable(name: str) -> Iterator[None]:
-    """Ctrl-C stops a sweep cleanly: it is marked interrupted, and the way on is shown."""
+def resumable(name: str, sweep_dir: Path | None = None) -> Iterator[None]:
+    """Ctrl-C stops a sweep cleanly: it is marked interrupted, and the way on is shown.
+    One stopped before it started (no manifest in `sweep_dir`) has nothing to resume."""
     try:
         yield
     except KeyboardInterrupt:
-        way_on = f"continue it with `gansweep resume {name}`"
-        typer.secho(f"interrupted: sweep {name!r} is saved; {way_on}", err=True, fg="yellow")
+        if sweep_dir is not None and not (sweep_dir / MANIFEST_FILE).exists():
+            typer.secho(f"interrupted before sweep {name!r} started", err=True, fg="yellow")
+        else:
+            way_on = f"continue it with `gansweep resume {name}`"
+            typer.secho(f"interrupted: sweep {name!r} is saved; {way_on}", err=True, fg="yellow")
         raise typer.Exit(130) from None
+
+
+@contextmanager
+def _driving(manifest: Manifest, force: bool) -> Iterator[None]:
+    """Hold the sweep's lock for the block: one driver per sweep (records/driver_lock.py).
+    Another live driver means exit 2, naming it."""
+    from gansweep.records.driver_lock import DriverLock, DriverLockError
+
+    with refused(DriverLockError):
+        lock = DriverLock(manifest.sweep_dir).acquire(force)
+    with lock:
+        yield
 
 
 class BadInput(ValueError):
@@ -106,13 +122,17 @@ def sweep(
     from gansweep.platform import sweep as sweeps  # deferred: Ray, MLflow take seconds
     from gansweep.platform.live_view import watching
     from gansweep.platform.sweep_input import SweepInputError, SweepOptions, prepare
+    from gansweep.records.driver_lock import DriverLockError, claim_new
 
     # Every parameter but --verbose is the SweepOptions field of the same name.
     with refused(SweepInputError):
         prepared = prepare(SweepOptions(**{k: v for k, v in chosen.items() if k != "verbose"}))
+    with refused(DriverLockError):
+        lock = claim_new(prepared.sweep_dir)
     typer.echo(views.sweep_header(prepared))
-    with resumable(prepared.name), watching(storage, prepared.name, prepared.sweep_dir, verbose):
-        ranked = sweeps.run(prepared)
+    with lock, resumable(prepared.name, prepared.sweep_dir):
+        with watching(storage, prepared.name, prepared.sweep_dir, verbose):
+            ranked = sweeps.run(prepared)
     views.print_outcome(ranked, _load_manifest(prepared.name, storage))
 
 
@@ -121,6 +141,7 @@ def resume(
     name: str = typer.Argument(..., help="The sweep to continue."),
     storage: o.Storage = D.storage,
     address: o.Address = None,
+    force: o.TakeOver = False,
     verbose: o.Verbose = False,
 ) -> None:
     """Continue an interrupted sweep: same searcher, trials, replication, MLflow parent run."""
@@ -132,6 +153,8 @@ def resume(
     manifest = _load_manifest(name, storage)
     with refused(SweepInputError, TrackingError):
         check_ray_address(address)
+    with _driving(manifest, force), refused(SweepInputError, TrackingError):
+        manifest = _load_manifest(name, storage)  # as the last driver left it
         with resumable(name), watching(storage, name, Path(manifest.sweep_dir), verbose):
             ranked = sweeps.resume(manifest, address)
     views.print_outcome(ranked, manifest)
@@ -144,6 +167,7 @@ def replicate(
     seeds: o.Seeds = 5,
     storage: o.Storage = D.storage,
     address: o.Address = None,
+    force: o.TakeOver = False,
 ) -> None:
     """Retrain the top configs of a sweep on fresh seeds; rank them by their worst seed."""
     from gansweep.platform import sweep as sweeps  # deferred: Ray takes seconds
@@ -152,9 +176,11 @@ def replicate(
     from gansweep.records.store import TrackingError
 
     manifest = _load_manifest(name, storage)
-    typer.echo(f"replicating the top {top} configs of sweep {name!r} on {seeds} fresh seeds")
-    with refused(SweepInputError, TrackingError, ReplicationInputError), resumable(name):
-        ranked = sweeps.replicate_top(manifest, top, seeds, address)
+    with _driving(manifest, force):
+        manifest = _load_manifest(name, storage)
+        typer.echo(f"replicating the top {top} configs of sweep {name!r} on {seeds} fresh seeds")
+        with refused(SweepInputError, TrackingError, ReplicationInputError), resumable(name):
+            ranked = sweeps.replicate_top(manifest, top, seeds, address)
     views.print_outcome(ranked, manifest)
 
 
@@ -164,6 +190,7 @@ def export(
     output: o.ExportFile = None,
     register: o.Register = None,
     storage: o.Storage = D.storage,
+    force: o.TakeOver = False,
 ) -> None:
     """Write the champion's full config as YAML (`gansweep train` retrains it)."""
     from gansweep.platform.export import ExportError, export_best, register_champion  # deferred
@@ -174,8 +201,10 @@ def export(
         check_tracking_store(manifest.tracking_uri, must_exist=True)
         path, provenance = export_best(manifest, output)
     views.print_export(path, provenance)
-    if register:
-        views.print_registered(register, register_champion(manifest, provenance, register))
+    if register:  # a model version is written: not beside a driver that may change the champion
+        with _driving(manifest, force):
+            registered = register_champion(manifest, provenance, register)
+        views.print_registered(register, registered)
 
 
 @app.command()

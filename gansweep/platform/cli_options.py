@@ -62,6 +62,14 @@ Out = Annotated[
     ),
 ]
 Force = Annotated[bool, typer.Option("--force", help="Replace the run in --out.")]
+TakeOver = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Take over the sweep's lock from a driver that looks dead (no heartbeat for "
+        "60 s) but cannot be checked from this host.",
+    ),
+]
 Threads = Annotated[
     int | None,
     typer.Option(

@@ -27,10 +27,9 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from gansweep.records.manifest import Manifest, SweepNotFoundError
+from gansweep.records.manifest import LOG_FILE, Manifest, SweepNotFoundError
 from gansweep.records.progress import SweepProgress, progress
 
-LOG_FILE = "driver.log"  # in the sweep folder: Ray's, Tune's and MLflow's own output
 POLL_S = 2.0  # how often the running view reads the records, at most
 # ... and at least: every read of the records costs the driver ~45 ms of CPU at 16 trials,
 # more as a sweep grows, and the trials share the machine with it. The view waits long

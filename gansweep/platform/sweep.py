@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,13 +26,22 @@ from gansweep.platform.sweep_input import PreparedSweep, SweepOptions, check_ray
 from gansweep.platform.tune_glue import build_tuner, fit, init_ray, mark_interrupted
 from gansweep.profiling import Profile
 from gansweep.records import ranking
+from gansweep.records.driver_lock import LOCK_FILE
 from gansweep.records.leaderboard import Standings, standings
-from gansweep.records.manifest import LEADERBOARD_FILE, MANIFEST_FILE, SPACE_FILE, Manifest
+from gansweep.records.manifest import (
+    LEADERBOARD_FILE,
+    LOG_FILE,
+    MANIFEST_FILE,
+    SPACE_FILE,
+    Manifest,
+    SweepNotFoundError,
+)
 from gansweep.records.progress import this_driver
 from gansweep.records.read import child_runs
 from gansweep.records.run_format import TAG_TRIAL_ID
 from gansweep.records.store import check_tracking_store
 from gansweep.records.write import (
+    discard_run,
     end_trial_run,
     finish_sweep_run,
     log_sweep_artifacts,
@@ -76,8 +86,23 @@ def start(prepared: PreparedSweep) -> Manifest:
 
 
 def run(prepared: PreparedSweep) -> Standings:
-    """Start the sweep and run it to the end: search, replication, finalize."""
+    """Start the sweep and run it to the end: search, replication, finalize. The caller
+    holds the sweep's lock (driver_lock.claim_new)."""
     clock = Profile("driver")
+    try:
+        manifest, tuner = _start(prepared, clock)
+    except BaseException:
+        _undo_start(prepared)
+        raise
+    with clock.phase("search"):
+        fit(manifest, tuner)
+    ranked = _replicate_and_finalize(manifest, clock)
+    clock.write(cpu_s=time.process_time())  # the driver's own CPU time, all threads
+    return ranked
+
+
+def _start(prepared: PreparedSweep, clock: Profile) -> tuple[Manifest, tune.Tuner]:
+    """Everything before the first trial: the records, Ray, the tuner."""
 
     # The records are set up on a thread while Ray starts on this one (ray.init installs
     # signal handlers: the main thread's job). Each takes 2-4 s, Ray's mostly waiting for
@@ -93,10 +118,31 @@ def run(prepared: PreparedSweep) -> Standings:
             manifest = started.result()
     with clock.phase("search"):
         _, tuner = build_tuner(manifest, prepared.space, prepared.options)
-        fit(manifest, tuner)
-    ranked = _replicate_and_finalize(manifest, clock)
-    clock.write(cpu_s=time.process_time())  # the driver's own CPU time, all threads
-    return ranked
+    return manifest, tuner
+
+
+# What a failed start leaves in the sweep folder: the driver's log, which says why, and
+# the lock, which the caller releases. A new `gansweep sweep` with the name accepts that.
+KEPT_AFTER_FAILED_START = (LOG_FILE, LOCK_FILE)
+
+
+def _undo_start(prepared: PreparedSweep) -> None:
+    """A sweep that failed (or was stopped) before its first trial: delete its parent run
+    and its files, so that the name is free for a retry. No trial ran, so nothing is lost;
+    a half-started sweep would be one that `resume` cannot continue (it has no Tune
+    experiment) and a new `sweep` could not take (its name is used)."""
+    folder = prepared.sweep_dir
+    try:
+        manifest = Manifest.load(folder.parent, prepared.name)
+    except SweepNotFoundError:
+        manifest = None
+    if manifest is not None:
+        discard_run(manifest.tracking_uri, manifest.parent_run_id)
+    for path in folder.iterdir():
+        if path.name in KEPT_AFTER_FAILED_START or path.name.startswith(f".{LOCK_FILE}."):
+            continue  # (the second: the lock's heartbeat, being written)
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    log.warning("sweep %s did not start: its name is free for another try", prepared.name)
 
 
 def _replicate_and_finalize(manifest: Manifest, clock: Profile | None = None) -> Standings:
@@ -118,23 +164,15 @@ def _replicate_and_finalize(manifest: Manifest, clock: Profile | None = None) ->
 
 
 def _close_open_trial_runs(manifest: Manifest) -> None:
-    """Close every trial or replica run still open once Tune is done with it:
-    - a trial asked for after Tune's last snapshot of the experiment is lost with a
-      killed driver: the resumed experiment never runs it again (its Optuna trial is
-      marked FAIL on restore), so it failed;
-    - a trial Tune stopped when --time-budget ran out gets no callback (Tune ends the
-      experiment without on_trial_complete): it ended like any trial, by its steps.
+    """Close every trial or replica run still open once Tune is done with it: a run of a
+    trial Tune does not know is deleted (_discard_lost_runs); a trial Tune stopped when
+    --time-budget ran out gets no callback (Tune ends the experiment without
+    on_trial_complete): it ended like any trial, by its steps.
     Call it only while no Tune experiment of the sweep runs."""
-    known = {trial.trial_id for trial in ExperimentAnalysis(manifest.sweep_dir).trials}
-    if tune.Tuner.can_restore(str(manifest.replicas_dir)):  # Tune has saved its state
-        known |= {t.trial_id for t in ExperimentAnalysis(str(manifest.replicas_dir)).trials}
+    known = _discard_lost_runs(manifest)
     uri = manifest.tracking_uri
     for run in child_runs(uri, manifest.experiment_id, manifest.parent_run_id):
-        if run.info.status != "RUNNING":
-            continue
-        if run.data.tags.get(TAG_TRIAL_ID) not in known:
-            log.warning("closing the MLflow run of lost trial %s", run.info.run_name)
-            end_trial_run(uri, run.info.run_id, ranking.FAILED, "FAILED")
+        if run.info.status != "RUNNING" or run.data.tags.get(TAG_TRIAL_ID) not in known:
             continue
         metrics = run.data.metrics
         outcome = ranking.trial_outcome(
@@ -143,6 +181,26 @@ def _close_open_trial_runs(manifest: Manifest) -> None:
             metrics.get("diverged", 0.0) >= 0.5,
         )
         end_trial_run(uri, run.info.run_id, outcome, "FINISHED")
+
+
+def _discard_lost_runs(manifest: Manifest) -> set[str]:
+    """Delete the open runs of trials lost with a killed driver; the trial ids Tune knows.
+
+    A trial that Tune started after its last save of the experiment's state is unknown to
+    the experiment a resume restores: it never runs again (its Optuna trial is marked
+    FAIL on restore) and Tune asks for another in its place. Its MLflow run is a stub that
+    would count one trial too many, so it goes (a soft delete: MLflow's "deleted runs"
+    keep it). Call it only while no Tune experiment of the sweep runs."""
+    known = {trial.trial_id for trial in ExperimentAnalysis(manifest.sweep_dir).trials}
+    if tune.Tuner.can_restore(str(manifest.replicas_dir)):  # Tune has saved its state
+        known |= {t.trial_id for t in ExperimentAnalysis(str(manifest.replicas_dir)).trials}
+    uri = manifest.tracking_uri
+    for run in child_runs(uri, manifest.experiment_id, manifest.parent_run_id):
+        if run.info.status == "RUNNING" and run.data.tags.get(TAG_TRIAL_ID) not in known:
+            name = run.info.run_name
+            log.warning("deleting the MLflow run of trial %s, lost with the driver", name)
+            discard_run(uri, run.info.run_id)
+    return known
 
 
 def finalize(manifest: Manifest, clock: Profile | None = None) -> Standings:
@@ -196,6 +254,7 @@ def resume(manifest: Manifest, address: str | None = None) -> Standings:
             tuner = tune.Tuner.restore(
                 manifest.sweep_dir, trainable=trainable, resume_unfinished=True, resume_errored=True
             )
+            _discard_lost_runs(manifest)  # before the view and the ranking count them
             fit(manifest, tuner)
         return _replicate_and_finalize(manifest)
     except BaseException:

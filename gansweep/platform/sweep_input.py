@@ -19,8 +19,9 @@ from gansweep.platform.trainable_registry import (
     canonical,
     load_trainable,
 )
-from gansweep.records.manifest import check_sweep_name
+from gansweep.records.manifest import MANIFEST_FILE, check_sweep_name
 from gansweep.records.store import TrackingError, check_tracking_store, resolve_tracking_uri
+from gansweep.records.write import check_experiment_usable
 from gansweep.search_spaces import SearchSpace, SearchSpaceError, load_space
 from gansweep.trainables.config import ConfigError, TrialConfig, parse_overrides
 from gansweep.trainables.data import DATASETS, DataUnavailableError, load_dataset
@@ -199,7 +200,9 @@ def prepare(options: SweepOptions) -> PreparedSweep:
     except ValueError as err:
         raise SweepInputError(str(err)) from None
     sweep_dir = Path(options.storage).expanduser().resolve() / name
-    if sweep_dir.exists():
+    # A folder without a manifest is what a failed start leaves (its driver.log): the
+    # name is free again. The claim itself is atomic, later (driver_lock.claim_new).
+    if (sweep_dir / MANIFEST_FILE).exists():
         raise SweepInputError(
             f"sweep {name!r} already exists in {sweep_dir.parent}: continue it with "
             f"`gansweep resume {name}` or choose another --name"
@@ -207,6 +210,7 @@ def prepare(options: SweepOptions) -> PreparedSweep:
     try:
         uri = resolve_tracking_uri(options.tracking_uri)
         check_tracking_store(uri)
+        check_experiment_usable(uri, name)
     except TrackingError as err:
         raise SweepInputError(str(err)) from None
     check_ray_address(options.address or os.environ.get("RAY_ADDRESS"))

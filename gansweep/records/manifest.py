@@ -20,6 +20,7 @@ SPACE_FILE = "space.yaml"
 LEADERBOARD_FILE = "leaderboard.csv"
 BEST_FILE = "best.yaml"
 REPLICAS_DIR = "replicas"  # the replication's Tune experiment
+LOG_FILE = "driver.log"  # Ray's, Tune's and MLflow's own output in the driver
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 

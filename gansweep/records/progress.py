@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from gansweep.records import ranking
+from gansweep.records.driver_lock import holder_state, read_holder
 from gansweep.records.leaderboard import Standings, standings
 from gansweep.records.manifest import Manifest
 
@@ -105,6 +106,17 @@ def _finite(value: Any) -> Any:
 def _state(manifest: Manifest) -> tuple[str, str]:
     if manifest.status != RUNNING:
         return manifest.status, ""
+    holder = read_holder(manifest.sweep_dir)
+    if holder is not None:  # the lock's heartbeat tells on any host
+        where = f"{holder.host}:{holder.pid}"
+        state = holder_state(holder)
+        if state == "dead":
+            return INTERRUPTED, f"its driver ({where}) died"
+        if state == "stale":
+            age = time.time() - holder.heartbeat
+            return INTERRUPTED, f"its driver ({where}) sent no heartbeat for {age:.0f} s"
+        return RUNNING, ""
+    # No lock: a driver that died without ever holding one (a sweep from before locks).
     alive = driver_alive(manifest.driver)
     if alive is False:
         return INTERRUPTED, f"its driver ({manifest.driver}) died"

@@ -11,6 +11,7 @@ continued; a metric step the run already has is not logged again.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterable
 from functools import partial
@@ -33,9 +34,26 @@ from gansweep.records.run_format import (
     TrialIdentity,
     as_param,
 )
-from gansweep.records.store import artifact_location_for, with_retries
+from gansweep.records.store import TrackingError, artifact_location_for, sqlite_path, with_retries
+
+log = logging.getLogger(__name__)
 
 # ------------------------------------------------------------------ the sweep (driver)
+
+
+def check_experiment_usable(uri: str, sweep_name: str) -> None:
+    """Raise TrackingError if the sweep's experiment name belongs to a deleted experiment:
+    MLflow keeps the name and refuses new runs in it, so the sweep could not start."""
+    if (db := sqlite_path(uri)) is not None and not db.exists():
+        return  # a new store: no experiment at all (and reading would create the file)
+    found = with_retries(lambda: MlflowClient(uri).get_experiment_by_name(sweep_name))
+    if found is not None and found.lifecycle_stage == "deleted":
+        raise TrackingError(
+            f"MLflow experiment {sweep_name!r} was deleted, and MLflow keeps its name: "
+            f"restore it (`mlflow experiments restore --experiment-id "
+            f"{found.experiment_id}`), remove it for good (`mlflow gc`), or choose another "
+            "--name"
+        )
 
 
 def start_sweep_run(
@@ -61,11 +79,29 @@ def start_sweep_run(
     run = client.create_run(
         experiment_id, run_name=sweep_name, tags={TAG_ROLE: ROLE_SWEEP, TAG_SWEEP: sweep_name}
     )
-    params = [Param(k, as_param(v)) for k, v in sorted(options.items())]
-    with_retries(lambda: client.log_batch(run.info.run_id, params=params))
-    if space_file is not None:
-        with_retries(lambda: client.log_artifact(run.info.run_id, str(space_file)))
+    try:
+        params = [Param(k, as_param(v)) for k, v in sorted(options.items())]
+        with_retries(lambda: client.log_batch(run.info.run_id, params=params))
+        if space_file is not None:
+            with_retries(lambda: client.log_artifact(run.info.run_id, str(space_file)))
+    except BaseException:
+        discard_run(uri, run.info.run_id)  # a failed start leaves no parent run behind
+        raise
     return experiment_id, run.info.run_id
+
+
+def discard_run(uri: str, run_id: str) -> None:
+    """Delete a run that stands for nothing: the parent run of a sweep that failed to
+    start, or the stub of a trial lost with a killed driver (the resumed search runs
+    another in its place). MLflow's delete is soft: the run leaves every search and the
+    UI's list, and stays in "deleted runs" until `mlflow gc`. Best effort: the store may be
+    what failed; then the run stays, and is said to."""
+    client = MlflowClient(uri)
+    try:
+        with_retries(lambda: client.set_terminated(run_id, "KILLED"), attempts=2)
+        with_retries(lambda: client.delete_run(run_id), attempts=2)
+    except Exception as err:
+        log.warning("could not delete MLflow run %s (%s): delete it in the UI", run_id, err)
 
 
 def log_sweep_artifacts(uri: str, parent_run_id: str, paths: Iterable[Path]) -> None:

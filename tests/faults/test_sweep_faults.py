@@ -39,6 +39,7 @@ from faultkit import (
     wait_for,
 )
 from mlflow import MlflowClient
+from mlflow.entities import ViewType
 from typer.testing import CliRunner
 
 from gansweep.platform.cli import app
@@ -125,13 +126,17 @@ def resume_and_check(
     assert tune_ids <= grouped.keys()
     for trial_id in tune_ids:
         check_trial_run(manifest, grouped[trial_id], planned)
-    # A lost trial's child run (if it got one) is closed as failed, never left RUNNING,
-    # and belongs to one of the FAIL Optuna trials.
-    lost = [run for trial_id, runs in grouped.items() if trial_id not in tune_ids for run in runs]
+    # A lost trial's child run (if it got one) is deleted, so that it counts nowhere, and
+    # belongs to one of the FAIL Optuna trials.
+    assert grouped.keys() == tune_ids
+    lost = client.search_runs(
+        [manifest.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{manifest.parent_run_id}'",
+        run_view_type=ViewType.DELETED_ONLY,
+    )
     print("lost trials' child runs:", {r.info.run_name: r.info.status for r in lost})
-    assert [(r.info.status, r.data.tags[run_format.TAG_STATUS]) for r in lost] == [
-        ("FAILED", "failed")
-    ] * len(lost)
+    assert [r.info.status for r in lost] == ["KILLED"] * len(lost)
+    assert not {r.data.tags[run_format.TAG_TRIAL_ID] for r in lost} & tune_ids
     failed_params = {n: {k: str(v) for k, v in after[n].params.items()} for n in failed}
     matches = [
         [n for n, params in failed_params.items() if params.items() <= r.data.params.items()]
@@ -189,12 +194,13 @@ def test_a_sweep_whose_driver_is_killed_resumes_and_ends_every_trial_once(sweeps
 
 
 @pytest.mark.slow
-def test_a_trial_started_after_the_last_snapshot_is_closed_as_failed_on_resume(sweeps, tmp_path):
+def test_a_trial_started_after_the_last_snapshot_is_deleted_on_resume(sweeps, tmp_path):
     """Fault: the driver is SIGKILLed (with its cluster) seconds after it started a trial,
     before Tune saved that trial in its experiment state (it saves every 10 s or every
     other trial checkpoint), so the resumed experiment does not know the trial.
     Must survive: the resume still ends every planned trial exactly once; the lost
-    trial's Optuna trial is FAIL and its MLflow child run FAILED, none left RUNNING."""
+    trial's Optuna trial is FAIL and its MLflow child run deleted (KILLED, in MLflow's
+    deleted runs), so that the sweep counts exactly the trials asked for."""
     name, samples, steps, eval_every = "lost", 3, 600, 100
     planned = planned_steps(steps, eval_every)
     sweep_dir = tmp_path / "sweeps" / name
@@ -422,10 +428,9 @@ def test_a_replication_whose_driver_is_killed_resumes_without_running_a_seed_twi
     assert pairs == expected  # every pair finished once: none lost, none run twice
     for run in finished:
         check_trial_run(manifest, [run], planned)
-    # A replica lost with the driver (started after Tune's last snapshot) is closed as
-    # failed; its seed was retrained under a new run, which is the one that counts.
-    lost = [r for r in replicas if r not in finished]
-    assert [r.data.tags[run_format.TAG_STATUS] for r in lost] == ["failed"] * len(lost)
+    # A replica lost with the driver (started after Tune's last snapshot) is deleted; its
+    # seed was retrained under a new run, the one that counts: no other run is left.
+    assert [r for r in replicas if r not in finished] == []
     best = yaml.safe_load((Path(manifest.sweep_dir) / "best.yaml").read_text())
     assert best["_provenance"]["replicated"]["seeds"] == seeds
 
