@@ -102,7 +102,11 @@ class ResumableOptunaSearch(OptunaSearch):
       checkpoint): it counts as completed, so its results are not reported again (Optuna
       refuses to update a finished trial, and the resumed sweep would end with an error);
     - a trial asked for after the last save is unknown to the restored Tune experiment,
-      which asks for a new one in its place: nothing will ever finish it, so it is FAIL.
+      which asks for a new one in its place: nothing will ever finish it, so it is FAIL,
+      and its config is enqueued, so that the new trial is the lost one run again. A
+      killed driver then costs no proposal: under the grid sampler every combination
+      still runs once (Optuna counts a FAIL trial's combination as visited), and a
+      sweep's set of configs does not depend on when its driver died.
 
     This reads OptunaSearch's private ``_ot_study``, ``_ot_trials`` and
     ``_completed_trials``; pyproject.toml bounds ray to the versions tested, and
@@ -147,8 +151,17 @@ class ResumableOptunaSearch(OptunaSearch):
         running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
         for trial in running:
             if trial.number not in known:
-                log.warning("Optuna trial %d was lost with the driver: FAIL", trial.number)
+                log.warning(
+                    "Optuna trial %d was lost with the driver: FAIL, and its config is "
+                    "proposed again",
+                    trial.number,
+                )
                 study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+                study.enqueue_trial(trial.params, user_attrs={LOST_TRIAL_ATTR: trial.number})
+
+
+# On a trial that runs again the config of a trial lost with the driver: that one's number.
+LOST_TRIAL_ATTR = "gansweep.rerun_of"
 
 
 def _stopped_early(result: dict) -> bool:

@@ -13,7 +13,7 @@ import pytest
 from mlflow import MlflowClient
 
 from gansweep.platform.trial import split_config
-from gansweep.platform.tune_glue import FixedConfigs, ResumableOptunaSearch
+from gansweep.platform.tune_glue import LOST_TRIAL_ATTR, FixedConfigs, ResumableOptunaSearch
 from gansweep.profiling import PROFILE_ENV
 from gansweep.records import ranking
 from gansweep.trainables.engine import GANTrainer
@@ -43,6 +43,44 @@ def test_optuna_search_still_has_the_private_state_that_resume_reads(tmp_path):
     )
     restored.restore(str(tmp_path / "searcher.pkl"))
     assert restored._completed_trials == {"trial_1"}
+
+
+def grid_space(trial):
+    trial.suggest_categorical("a", [1, 2, 3])
+    trial.suggest_categorical("b", ["x", "y"])
+
+
+def test_a_config_lost_with_the_driver_is_proposed_again_so_the_grid_stays_whole(tmp_path):
+    """The driver asked for trials 3 and 4 after Tune's last save of the searcher, then
+    died: the restored searcher marks them FAIL and the next two proposals are their
+    configs, so a grid sweep still runs each of its 6 combinations exactly once."""
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/study.db")
+
+    def searcher() -> ResumableOptunaSearch:
+        return ResumableOptunaSearch(
+            space=grid_space, metric="v", mode="min", study_name="s", storage=storage,
+            sampler=optuna.samplers.BruteForceSampler(seed=0),
+        )  # fmt: skip
+
+    search = searcher()
+    configs = {f"t{i}": search.suggest(f"t{i}") for i in range(2)}
+    for trial_id in configs:
+        search.on_trial_complete(trial_id, {"v": 0.5})
+    search.save(str(tmp_path / "searcher.pkl"))  # Tune's last save
+    lost = [search.suggest(f"t{i}") for i in (2, 3)]  # then the driver dies
+
+    resumed = searcher()
+    resumed.restore(str(tmp_path / "searcher.pkl"))
+    again = [resumed.suggest(f"n{i}") for i in range(2)]
+    assert sorted(map(str, again)) == sorted(map(str, lost))
+    rest = [resumed.suggest(f"m{i}") for i in range(2)]
+    seen = [*configs.values(), *again, *rest]
+    assert sorted((c["a"], c["b"]) for c in seen) == [
+        (a, b) for a in (1, 2, 3) for b in ("x", "y")
+    ]  # every combination once, none lost, none twice
+    trials = optuna.load_study(study_name="s", storage=storage).get_trials()
+    assert [t.state.name for t in trials].count("FAIL") == 2
+    assert sorted(t.user_attrs[LOST_TRIAL_ATTR] for t in trials if t.user_attrs) == [2, 3]
 
 
 def test_the_replication_searcher_gives_each_config_once_and_resumes(tmp_path):
