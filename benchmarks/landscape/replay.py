@@ -13,6 +13,9 @@ report run exactly as on real trials, and the platform never asks which it runs.
   the config must be in the landscape). A trial replays the seed chosen by its trial id
   (a stable hash); a replica (a config retrained on a fresh seed) replays another seed
   than the trial it replicates, so replication meets the recorded seed-to-seed spread.
+  With ``GANSWEEP_REPLAY_SEED_BY=config`` the seed comes from the config instead, so
+  that two sweeps over the same configs replay the same curves whatever their trial ids
+  (benchmarks/soak.py compares a faulted sweep's leaderboard with a clean one's).
 - The time: each evaluation comes after ``speed`` x the recorded training seconds since
   the last one (``GANSWEEP_REPLAY_SPEED``; 0, the default, is instant).
 - The table: ``GANSWEEP_REPLAY_TABLE`` (default: the committed ring8_landscape.csv).
@@ -45,6 +48,7 @@ TABLE = Path(
     os.environ.get("GANSWEEP_REPLAY_TABLE", Path(__file__).with_name("ring8_landscape.csv"))
 ).resolve()
 SPEED = float(os.environ.get("GANSWEEP_REPLAY_SPEED", "0"))
+SEED_BY = os.environ.get("GANSWEEP_REPLAY_SEED_BY", "trial")  # or "config"
 CHECKPOINT_FILE = "replay.json"
 # TrialConfig's default seed, for a trial whose config sets none (the replay loads no
 # trial schema, which loads torch; tests/landscape/test_replay.py checks the two agree).
@@ -102,12 +106,28 @@ class Landscape:
             raise KeyError(f"{len(configs)} configs of the landscape match {config}")
         return found
 
-    def curve(self, config: dict[str, Any], trial_id: str) -> pd.DataFrame:
-        """The evaluations this trial replays, in step order (see replayed_seed)."""
+    def curve(self, config: dict[str, Any], trial_id: str, by: str = "trial") -> pd.DataFrame:
+        """The evaluations this trial replays, in step order (see replayed_seed); `by`
+        "config" keys the seed on the config, not on the trial id."""
         runs = self.runs_of(config)
         seeds = sorted(int(s) for s in runs["seed"].unique())
-        seed = replayed_seed(seeds, trial_id, config.get(REPLICA_KEY))
+        replica_of = config.get(REPLICA_KEY)
+        if by == "config":
+            key = config_key(config)
+            seed = (
+                replayed_seed(seeds, key, None)
+                if replica_of is None
+                else replayed_seed(seeds, trial_id, key)
+            )
+        else:
+            seed = replayed_seed(seeds, trial_id, replica_of)
         return runs[runs["seed"] == seed].sort_values("step")
+
+
+def config_key(config: dict[str, Any]) -> str:
+    """A config's identity without its seed (nor the replica's link to its trial)."""
+    kept = {k: v for k, v in config.items() if k not in ("seed", REPLICA_KEY)}
+    return json.dumps(kept, sort_keys=True, default=str)
 
 
 def _hash(text: str) -> int:
@@ -128,7 +148,9 @@ def replay(config: dict[str, Any], context: SweepRecords) -> None:
     landscape = Landscape.read(TABLE)
     trial_id = tune.get_context().get_trial_id()
     replica_of = config.get(REPLICA_KEY)
-    curve = landscape.curve(config, trial_id)
+    if SEED_BY not in ("trial", "config"):
+        raise ValueError(f"GANSWEEP_REPLAY_SEED_BY={SEED_BY!r}; valid: trial, config")
+    curve = landscape.curve(config, trial_id, SEED_BY)
     first = curve.iloc[0]
     # The params a real trial logs: the recorded config with this trial's own values (its
     # seed, not the recorded one it replays: replication picks fresh seeds from these).

@@ -10,9 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from replay import DEFAULT_SEED, TABLE, Landscape, replayed_seed
+from replay import DEFAULT_SEED, TABLE, Landscape, plain, replayed_seed
 
 from gansweep.records import Manifest, run_config, standings
+from gansweep.records.run_format import REPLICA_KEY
 from gansweep.trainables.config import TrialConfig
 
 ROOT = Path(__file__).parents[2]
@@ -39,6 +40,19 @@ def test_a_trial_replays_one_seed_and_its_replicas_another():
         replicas = {replayed_seed(seeds, f"r{trial}{k}", trial) for k in range(10)}
         assert theirs not in replicas and replicas == set(seeds) - {theirs}
     assert replayed_seed([4], "abc", "def") == 4  # one seed recorded: that one
+
+
+def test_keyed_on_the_config_two_trials_of_one_config_replay_one_seed_and_replicas_another():
+    landscape = Landscape(pd.read_csv(TABLE))
+    row = landscape.frame.iloc[0]
+    config = {f: plain(row[f]) for f in landscape.fields if f != "seed"}
+    seeds = [landscape.curve(config, f"trial{i}", by="config")["seed"].iloc[0] for i in range(8)]
+    assert len(set(seeds)) == 1  # whatever the trial id
+    by_trial = {landscape.curve(config, f"trial{i}")["seed"].iloc[0] for i in range(40)}
+    assert len(by_trial) > 1  # (keyed on the trial id, they spread)
+    replica = {**config, REPLICA_KEY: "trial0"}
+    replicas = {landscape.curve(replica, f"r{i}", by="config")["seed"].iloc[0] for i in range(20)}
+    assert seeds[0] not in replicas and replicas
 
 
 def test_a_replay_logs_the_seed_a_trial_without_one_trains_with():
