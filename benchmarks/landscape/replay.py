@@ -13,8 +13,9 @@ report run exactly as on real trials, and the platform never asks which it runs.
   the config must be in the landscape). A trial replays the seed chosen by its trial id
   (a stable hash); a replica (a config retrained on a fresh seed) replays another seed
   than the trial it replicates, so replication meets the recorded seed-to-seed spread.
-  With ``GANSWEEP_REPLAY_SEED_BY=config`` the seed comes from the config instead, so
-  that two sweeps over the same configs replay the same curves whatever their trial ids
+  With ``GANSWEEP_REPLAY_SEED_BY=config`` the seed comes from the config instead (its
+  own ``seed`` where the table recorded it, else a hash of its other fields), so that two
+  sweeps over the same configs replay the same curves whatever their trial ids
   (benchmarks/soak.py compares a faulted sweep's leaderboard with a clean one's).
 - The time: each evaluation comes after ``speed`` x the recorded training seconds since
   the last one (``GANSWEEP_REPLAY_SPEED``; 0, the default, is instant).
@@ -112,7 +113,9 @@ class Landscape:
         runs = self.runs_of(config)
         seeds = sorted(int(s) for s in runs["seed"].unique())
         replica_of = config.get(REPLICA_KEY)
-        if by == "config":
+        if by == "config" and replica_of is None and config.get("seed") in seeds:
+            seed = int(config["seed"])  # a space that searches the seed: the one it chose
+        elif by == "config":
             key = config_key(config)
             seed = (
                 replayed_seed(seeds, key, None)

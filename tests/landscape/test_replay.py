@@ -53,6 +53,9 @@ def test_keyed_on_the_config_two_trials_of_one_config_replay_one_seed_and_replic
     replica = {**config, REPLICA_KEY: "trial0"}
     replicas = {landscape.curve(replica, f"r{i}", by="config")["seed"].iloc[0] for i in range(20)}
     assert seeds[0] not in replicas and replicas
+    for seed in (0, 1, 2):  # a config that names a recorded seed replays that one
+        chosen = landscape.curve({**config, "seed": seed}, "any", by="config")
+        assert set(chosen["seed"]) == {seed}
 
 
 def test_a_replay_logs_the_seed_a_trial_without_one_trains_with():
