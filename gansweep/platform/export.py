@@ -115,7 +115,11 @@ def register_champion(manifest: Manifest, provenance: dict[str, Any], model_name
     """Log the champion's generator (its run's ``generator.pt``) as an MLflow pyfunc model
     in its run and register it as a new version of `model_name` with the alias
     ``champion``; the sweep, the metric and its spread over fresh seeds (if replicated)
-    are the version's tags. Returns the version (see platform/champion_model.py)."""
+    are the version's tags. Returns the version.
+
+    The model is its code (platform/champion_pyfunc.py), the weights and the package
+    modules listed in champion_model.SHIPPED_MODULES: nothing else of this machine, no
+    pickle (see platform/champion_model.py)."""
     run_id = provenance["mlflow_run_id"]
     metric = provenance["metric"]
     tags = {
