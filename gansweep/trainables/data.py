@@ -17,6 +17,7 @@ import functools
 import math
 import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,46 +154,65 @@ def digits(image_size: int | None = None, **_: object) -> ImageData:
     return ImageData("digits", x[tr], y[tr], x[te], y[te], num_classes=10)
 
 
-def _paths_under(root: Path) -> set[Path]:
-    return set(root.rglob("*")) if root.is_dir() else set()
+def _move_into(source: Path, root: Path) -> None:
+    """Move every entry of a finished download (``source``) into ``root``.
 
-
-def _remove_new(root: Path, before: set[Path], first_missing: Path | None) -> None:
-    """Undo what a failed download created: the highest folder of root's path that it
-    made, or else the files and folders under root that were not there before."""
-    if first_missing is not None:
-        shutil.rmtree(first_missing, ignore_errors=True)
-        return
-    for path in sorted(_paths_under(root) - before, key=lambda p: len(p.parts), reverse=True):
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
+    Each entry lands with one atomic step, so another process sees a data set's folder
+    either complete or not at all. Where the destination appeared meanwhile (another
+    process finished first) theirs is kept and ours stays in ``source``, which the caller
+    removes: a rename refuses a non-empty folder, and a file is hard-linked, which refuses
+    an existing one (a rename would replace it).
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    for entry in source.iterdir():
+        target = root / entry.name
+        try:
+            if entry.is_dir():
+                os.rename(entry, target)  # replaces at most an empty folder
+            else:
+                os.link(entry, target)
+        except FileExistsError:
+            continue  # theirs
+        except OSError:
+            if target.exists():
+                continue  # theirs (a rename onto a non-empty folder says ENOTEMPTY)
+            if entry.is_dir():
+                raise
+            os.rename(entry, target)  # a file system without hard links
 
 
 def _torchvision_split(cls: Callable, name: str, root: Path, train: bool):
     """One split of a torchvision data set; downloads where the network allows it.
 
-    A download that fails (offline) leaves nothing behind: torchvision creates its
-    folders before it reaches the network, so they are removed again.
+    The download goes into a temporary folder of its own beside ``root`` (same file
+    system, so the move into ``root`` is a rename) and only a complete download is moved
+    there. Whatever happens, only that temporary folder is removed afterwards: never
+    ``root``, a folder above it, or files that another process is writing or has written.
     """
     try:
         return cls(str(root), train=train, download=False)
     except RuntimeError:
         pass  # not on disk yet: try to download it below
     root = root.expanduser().absolute()
-    first_missing = next((p for p in (*reversed(root.parents), root) if not p.exists()), None)
-    before = _paths_under(root)
+    staging: Path | None = None
     try:
-        return cls(str(root), train=train, download=True)
+        # An ancestor made here stays: removing it could pull it from under another
+        # process that is about to download into it, and an empty folder costs nothing.
+        root.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{root.name}-download-", dir=root.parent))
+        dataset = cls(str(staging), train=train, download=True)
+        _move_into(staging, root)
+        return dataset  # its arrays are in memory; the files it read now live in root
     except Exception as err:  # URLError, HTTPError, OSError, ...: all mean "not here"
-        _remove_new(root, before, first_missing)
         raise DataUnavailableError(
             f"data set {name!r} is not in {root} and could not be downloaded ({err}). "
             f"On a machine without internet access, download it elsewhere (torchvision "
             f"{cls.__name__}(root, download=True)) and copy the folder to {root}, or set "
             f"data_path to the folder that holds it (or the GANSWEEP_DATA variable)."
         ) from err
+    finally:  # also on KeyboardInterrupt: a half download never outlives its process
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def _torchvision_images(cls_name: str, name: str, default_size: int):
