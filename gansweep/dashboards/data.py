@@ -26,7 +26,7 @@ from gansweep.records.leaderboard import Standings, standings
 from gansweep.records.manifest import STUDY_FILE, Manifest
 from gansweep.records.read import metric_histories
 from gansweep.records.run_format import SAMPLES_FILE
-from gansweep.records.store import TrackingError, check_tracking_store
+from gansweep.records.store import TrackingError, check_tracking_store, scrub
 
 log = logging.getLogger(__name__)
 
@@ -180,8 +180,9 @@ def gather(manifest: Manifest) -> SweepData:
     except TrackingError as err:
         raise ReportError(str(err)) from None
     except Exception as err:
+        uri = manifest.tracking_uri  # SQLAlchemy's errors can quote it: scrub hides secrets
         raise ReportError(
-            f"cannot read the runs of sweep {manifest.name!r} from {manifest.tracking_uri}: {err}"
+            scrub(f"cannot read the runs of sweep {manifest.name!r} from {uri}: {err}", uri)
         ) from None
     study, note = load_study(manifest)
     data = SweepData(manifest=manifest, standings=ranked, study=study, study_note=note)

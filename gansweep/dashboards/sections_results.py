@@ -20,6 +20,7 @@ from gansweep.dashboards.widgets import (
 )
 from gansweep.records.ranking import RULE
 from gansweep.records.read import extra_metrics
+from gansweep.records.store import redact
 
 
 def section_header(data: SweepData, sections: tuple[tuple[str, str], ...]) -> str:
@@ -60,7 +61,7 @@ def section_header(data: SweepData, sections: tuple[tuple[str, str], ...]) -> st
 {better(data)}. {state}</p>
 {running}
 <p class="meta">space <code>{esc(m.space)}</code> · started {esc(m.created)} ·
-MLflow {esc(m.tracking_uri)}, experiment {esc(m.experiment_id)}, parent run
+MLflow {esc(redact(m.tracking_uri))}, experiment {esc(m.experiment_id)}, parent run
 <code>{esc(m.parent_run_id)}</code> · Optuna study {esc(m.study_storage)} ·
 report of {esc(data.generated)}</p>
 <nav>{nav}</nav>

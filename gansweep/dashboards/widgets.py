@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 
 from gansweep.dashboards.data import SweepData
 from gansweep.records import ranking
+from gansweep.records.store import redact
 
 AXIS_TITLES = {"loss": "loss", "penalty": "penalty", "d_norm": "D normalization",
                "optimizer": "optimizer"}  # fmt: skip
@@ -88,7 +89,7 @@ class Charts:
 
 def run_link(data: SweepData, run_id: str) -> str:
     """The run id, linked to the MLflow UI where the store is a server."""
-    uri = data.manifest.tracking_uri
+    uri = redact(data.manifest.tracking_uri)  # the report is shared: it shows no secret
     code = f"<code>{esc(run_id)}</code>"
     if uri.startswith(("http://", "https://")):
         href = f"{uri.rstrip('/')}/#/experiments/{data.manifest.experiment_id}/runs/{run_id}"

@@ -17,6 +17,7 @@ from gansweep.platform import views
 from gansweep.platform.options import DEFAULTS as D
 from gansweep.platform.process_exit import run_then_exit
 from gansweep.records.manifest import MANIFEST_FILE, Manifest, SweepNotFoundError
+from gansweep.records.store import TrackingError
 
 app = typer.Typer(
     name="gansweep",
@@ -72,7 +73,8 @@ def refused(*errors: type[Exception]) -> Iterator[None]:
 
 
 def _load_manifest(name: str, storage: str) -> Manifest:
-    with refused(SweepNotFoundError):
+    # TrackingError: a manifest that records a URI with a secret (Manifest refuses it).
+    with refused(SweepNotFoundError, TrackingError):
         return Manifest.load(storage, name)
 
 
@@ -145,12 +147,11 @@ def resume(
     verbose: o.Verbose = False,
 ) -> None:
     """Continue an interrupted sweep: same searcher, trials, replication, MLflow parent run."""
+    manifest = _load_manifest(name, storage)  # first: a refused one waits for no import
     from gansweep.platform import sweep as sweeps  # deferred: Ray, MLflow take seconds
     from gansweep.platform.live_view import watching
     from gansweep.platform.sweep_input import SweepInputError, check_ray_address
-    from gansweep.records.store import TrackingError
 
-    manifest = _load_manifest(name, storage)
     with refused(SweepInputError, TrackingError):
         check_ray_address(address)
     with _driving(manifest, force), refused(SweepInputError, TrackingError):
@@ -170,14 +171,13 @@ def replicate(
     force: o.TakeOver = False,
 ) -> None:
     """Retrain the top configs of a sweep on fresh seeds; rank them by their worst seed."""
+    manifest = _load_manifest(name, storage)  # first: a refused one waits for no import
     from gansweep.platform import sweep as sweeps  # deferred: Ray takes seconds
     from gansweep.platform.replicate import ReplicationInputError
     from gansweep.platform.sweep_input import SweepInputError
-    from gansweep.records.store import TrackingError
 
-    manifest = _load_manifest(name, storage)
     with _driving(manifest, force):
-        manifest = _load_manifest(name, storage)
+        manifest = _load_manifest(name, storage)  # as the last driver left it
         typer.echo(f"replicating the top {top} configs of sweep {name!r} on {seeds} fresh seeds")
         with refused(SweepInputError, TrackingError, ReplicationInputError), resumable(name):
             ranked = sweeps.replicate_top(manifest, top, seeds, address)
@@ -193,10 +193,10 @@ def export(
     force: o.TakeOver = False,
 ) -> None:
     """Write the champion's full config as YAML (`gansweep train` retrains it)."""
+    manifest = _load_manifest(name, storage)  # first: a refused one waits for no import
     from gansweep.platform.export import ExportError, export_best, register_champion  # deferred
-    from gansweep.records.store import TrackingError, check_tracking_store
+    from gansweep.records.store import check_tracking_store
 
-    manifest = _load_manifest(name, storage)
     with refused(ExportError, TrackingError):
         check_tracking_store(manifest.tracking_uri, must_exist=True)
         path, provenance = export_best(manifest, output)
@@ -215,9 +215,9 @@ def report(
     storage: o.Storage = D.storage,
 ) -> None:
     """Write the sweep's HTML report (opens from disk, offline) and log it to MLflow."""
+    manifest = _load_manifest(name, storage)  # first: a refused one waits for no import
     from gansweep.dashboards import ReportError, write_report  # deferred
 
-    manifest = _load_manifest(name, storage)
     with refused(ReportError):
         path = write_report(manifest, output, log_to_mlflow=not no_mlflow)
     typer.echo(f"wrote {path}")
@@ -230,24 +230,27 @@ def status(
     as_json: o.AsJson = False,
 ) -> None:
     """Where a sweep stands (running, finished, or interrupted: then how to resume it)."""
+    manifest = _load_manifest(name, storage)  # first: a refused one waits for no import
     from gansweep.platform.live_view import render  # deferred: MLflow takes seconds
     from gansweep.records.progress import progress
 
-    now = progress(_load_manifest(name, storage))
+    now = progress(manifest)
     views.print_json(now.to_json()) if as_json else views.console().print(render(now))
 
 
 @app.command(name="ls")
 def list_sweeps(storage: o.Storage = D.storage, as_json: o.AsJson = False) -> None:
     """Every sweep in the storage folder: its state, trials done, best result."""
-    from gansweep.records.manifest import list_sweeps as names  # deferred, like MLflow below
-    from gansweep.records.progress import progress
+    from gansweep.records.manifest import list_sweeps as names
 
     folder = Path(storage).expanduser()
-    with refused():
+    with refused(TrackingError):  # a manifest that records a URI with a secret
         if not folder.is_dir():
             raise BadInput(f"storage folder {str(folder)!r} does not exist (give --storage FOLDER)")
-    found = [progress(Manifest.load(folder, name)) for name in names(folder)]
+        manifests = [Manifest.load(folder, name) for name in names(folder)]
+    from gansweep.records.progress import progress  # deferred: MLflow takes seconds
+
+    found = [progress(manifest) for manifest in manifests]
     if as_json:
         return views.print_json([p.to_json() for p in found])
     views.print_sweeps(folder, found)
@@ -263,7 +266,6 @@ def spaces() -> None:
 def ui(tracking_uri: o.TrackingUri = None, host: o.Host = "127.0.0.1", port: o.Port = 5000) -> None:
     """Start the MLflow UI on the tracking store the sweeps use."""
     from gansweep.platform.ui_server import serve_ui  # deferred: MLflow takes seconds
-    from gansweep.records.store import TrackingError
 
     with refused(TrackingError):
         raise typer.Exit(serve_ui(tracking_uri, host, port))

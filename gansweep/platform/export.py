@@ -21,6 +21,7 @@ from gansweep.records import ranking
 from gansweep.records.leaderboard import Standings, run_config, standings
 from gansweep.records.manifest import BEST_FILE, Manifest
 from gansweep.records.run_format import GENERATOR_FILE
+from gansweep.records.store import redact
 
 PROVENANCE_KEY = "_provenance"  # keys starting with "_" are skipped by `train`
 ROBUST_RULE = "the worst seed's metric, then the mean over seeds (replicated configs first)"
@@ -81,7 +82,7 @@ def export_best(
         "sweep": manifest.name,
         "trial_id": champion["trial_id"],
         "mlflow_run_id": champion["run_id"],
-        "tracking_uri": manifest.tracking_uri,
+        "tracking_uri": redact(manifest.tracking_uri),  # best.yaml travels: no secret
         "metric": metric,
         "mode": manifest.mode,
         "value": float(champion[metric]),

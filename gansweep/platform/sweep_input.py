@@ -137,6 +137,10 @@ def check_data(space: SearchSpace) -> bool:
 
 def prepare(options: SweepOptions) -> PreparedSweep:
     """Validate everything; create nothing."""
+    try:  # first: check_data may download a data set, and a URI with a secret is refused
+        uri = resolve_tracking_uri(options.tracking_uri)
+    except TrackingError as err:
+        raise SweepInputError(str(err)) from None
     try:
         space = load_space(options.space)
     except SearchSpaceError as err:
@@ -207,8 +211,7 @@ def prepare(options: SweepOptions) -> PreparedSweep:
             f"sweep {name!r} already exists in {sweep_dir.parent}: continue it with "
             f"`gansweep resume {name}` or choose another --name"
         )
-    try:
-        uri = resolve_tracking_uri(options.tracking_uri)
+    try:  # after the cheap checks: it may wait on a server
         check_tracking_store(uri)
         check_experiment_usable(uri, name)
     except TrackingError as err:

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from gansweep.records.manifest import BEST_FILE, Manifest
 from gansweep.records.ranking import RULE
+from gansweep.records.store import redact
 
 if TYPE_CHECKING:
     from gansweep.platform.sweep_input import PreparedSweep
@@ -75,8 +76,9 @@ def print_where(manifest: Manifest) -> None:
     if (folder / "report.html").exists():
         typer.echo(f"report:           {folder / 'report.html'}")
     typer.echo(f"sweep folder:     {folder}")
-    typer.echo(f"MLflow:           experiment {manifest.name!r} in {manifest.tracking_uri}")
-    typer.echo(f"                  open it: gansweep ui --tracking-uri {manifest.tracking_uri}")
+    uri = redact(manifest.tracking_uri)  # the manifest holds none; shown lines never do
+    typer.echo(f"MLflow:           experiment {manifest.name!r} in {uri}")
+    typer.echo(f"                  open it: gansweep ui --tracking-uri {uri}")
     typer.echo(f"Optuna study:     optuna-dashboard {manifest.study_storage}")
 
 

@@ -29,7 +29,12 @@ if TYPE_CHECKING:
         SweepNotFoundError,
         list_sweeps,
     )
-    from gansweep.records.store import TrackingError, check_tracking_store, resolve_tracking_uri
+    from gansweep.records.store import (
+        TrackingError,
+        check_tracking_store,
+        redact,
+        resolve_tracking_uri,
+    )
 
 _WHERE = {
     "MANIFEST_FILE": "gansweep.records.manifest",
@@ -41,6 +46,7 @@ _WHERE = {
     "check_tracking_store": "gansweep.records.store",
     "config_from_params": "gansweep.records.leaderboard",
     "list_sweeps": "gansweep.records.manifest",
+    "redact": "gansweep.records.store",
     "resolve_tracking_uri": "gansweep.records.store",
     "run_config": "gansweep.records.leaderboard",
     "standings": "gansweep.records.leaderboard",
@@ -55,6 +61,7 @@ __all__ = [
     "check_tracking_store",
     "config_from_params",
     "list_sweeps",
+    "redact",
     "resolve_tracking_uri",
     "run_config",
     "standings",

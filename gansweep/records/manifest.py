@@ -12,6 +12,7 @@ from typing import Any
 
 from gansweep.files import atomic_write_text
 from gansweep.records.run_format import SweepRecords
+from gansweep.records.store import TrackingError, refuse_secrets
 
 # The files of a sweep folder (<storage>/<name>/) besides the Tune experiment's own.
 MANIFEST_FILE = "gansweep.json"
@@ -55,6 +56,22 @@ class Manifest:
     # "<host>:<pid>" of the driver that last ran the sweep: `status` tells a sweep whose
     # driver died (still marked running) from one that runs.
     driver: str = ""
+
+    def __post_init__(self) -> None:
+        # Every command but `sweep` and `ui` takes the tracking URI from here, so a URI
+        # with a secret (an older gansweep wrote one given in a query string) stops here,
+        # before it is used, shown, or copied into best.yaml, the report or MLflow.
+        for field_name, uri in (
+            ("tracking_uri", self.tracking_uri),
+            ("options.tracking_uri", self.options.get("tracking_uri")),
+        ):
+            try:
+                refuse_secrets(uri or "")
+            except TrackingError as err:
+                where = Path(self.sweep_dir) / MANIFEST_FILE
+                raise TrackingError(
+                    f"sweep {self.name!r}: {err} (edit {field_name} in {where})"
+                ) from None
 
     @property
     def study_storage(self) -> str:

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import urlparse
+from urllib.parse import unquote, unquote_plus, urlparse
 
-import requests
-from mlflow import MlflowClient
+# No MLflow or requests at import: the manifest imports this module to refuse a URI with
+# a secret, and the CLI loads manifests before any heavy import (`--help` stays quick).
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -30,13 +31,127 @@ class TrackingError(RuntimeError):
     """The tracking store cannot be used (bad URI, server not answering, no credentials)."""
 
 
+HIDDEN = "***"
+# Query parameters whose value is a credential. Matched case-insensitively on the decoded
+# name with '-' read as '_': these names, and every name ending in one of the suffixes
+# (password, sslpassword, db_password; token, access_token, x-amz-security-token;
+# client_secret; api_key, access_key; signature, x-amz-signature). Not `sslkey`,
+# `sslcert` or `passfile`: libpq reads those as paths to files, not secrets.
+SECRET_NAMES = frozenset({"pwd", "key", "apikey", "sig"})
+SECRET_SUFFIXES = ("password", "passwd", "token", "secret", "_key", "signature")
+# Where a store's credentials go instead of its URI (the standard places its client reads).
+CREDENTIALS_GO_TO = {
+    "http": "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)",
+    "postgresql": "PGPASSWORD or ~/.pgpass",
+    "databricks": "a Databricks profile (~/.databrickscfg) or DATABRICKS_TOKEN",
+}
+# The schemes SQLAlchemy opens (with or without a "+driver"); it reads their user info
+# its own way (below). Every other scheme is read as RFC 3986 says (requests does).
+DATABASE_SCHEMES = ("postgresql", "mysql", "mssql", "sqlite", "oracle")
+# SQLAlchemy's reading of a database URI's user info (sqlalchemy.engine.url._parse_url):
+# its password runs to the first '@', over any unencoded '/', '?' or '#'.
+_DATABASE_USERINFO = re.compile(r"[^:/]*:(?P<password>[^@]*)@")
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a query parameter of this (raw, possibly percent-encoded) name holds a
+    credential; see SECRET_NAMES."""
+    name = unquote_plus(name).lower().replace("-", "_")
+    return name in SECRET_NAMES or name.endswith(SECRET_SUFFIXES)
+
+
+def _redact(uri: str) -> tuple[str, list[str]]:
+    """`uri` with its secrets replaced by HIDDEN, and the secrets (as written in `uri`)."""
+    head, sep, rest = uri.partition("://")
+    if not sep:  # no authority (sqlite:relative.db, a bare path): only a query to read
+        head, rest = "", uri
+    database = head.split("+")[0].lower() in DATABASE_SCHEMES
+    ends = [i for i in (rest.find(c) for c in "/?#") if i >= 0]
+    at = rest.rfind("@", 0, min(ends, default=len(rest)))  # RFC 3986: the netloc's last '@'
+    found = _DATABASE_USERINFO.match(rest) if database else None
+    if found:  # SQLAlchemy's password may run further; hide the longer of the two
+        at = max(at, found.end() - 1)
+    userinfo, tail = rest[: at + 1], rest[at + 1 :]
+    hidden = []
+    user, _, password = userinfo.removesuffix("@").partition(":")
+    if password:
+        hidden.append(password)
+        userinfo = f"{user}:{HIDDEN}@"
+    before, question, query = tail.partition("?")
+    hash_, fragment = "", ""
+    if not database:  # SQLAlchemy reads all after '?' as the query; RFC 3986 ends it at '#'
+        query, hash_, fragment = query.partition("#")
+    params = []
+    for param in query.split("&"):
+        name, _, value = param.partition("=")
+        if value and is_secret_name(name):
+            hidden.append(value)
+            param = f"{name}={HIDDEN}"
+        params.append(param)
+    shown = head + sep + userinfo + before + question + "&".join(params) + hash_ + fragment
+    return shown, hidden
+
+
+def redact(uri: str) -> str:
+    """`uri` with every credential in it replaced by ``***``: the password of its user
+    info and the value of each query parameter named as a secret (SECRET_NAMES), e.g.
+    ``postgresql://u@db/m?password=***``. All else is kept byte for byte, so the URI
+    still names its store and says where the secret was, and a URI carries a secret
+    exactly when ``redact(uri) != uri``.
+
+    User names are kept (they identify, they do not authenticate). The password is
+    read as RFC 3986 reads it (to the last '@' before the host) and, for database
+    schemes, also as SQLAlchemy does (to the first '@', over an unencoded '/', '?' or
+    '#'): whichever reading hides more wins, as a password written unencoded is still
+    a password.
+    """
+    return _redact(uri)[0]
+
+
+def scrub(text: str, uri: str) -> str:
+    """`text` with `uri` shown redacted and every secret it carries hidden, as written
+    and percent-decoded: error messages of MLflow, SQLAlchemy or requests can quote the
+    URI they were given, whole or in parts."""
+    shown, hidden = _redact(uri)
+    text = text.replace(uri, shown)
+    for secret in hidden:
+        for form in (secret, unquote(secret)):
+            text = text.replace(form, HIDDEN)
+    return text
+
+
+def refuse_secrets(uri: str) -> None:
+    """Raise TrackingError if `uri` carries a secret; the message shows it redacted and
+    says where the credentials go instead.
+
+    Credentials come from the environment only: the URI itself is written down (the
+    sweep manifest, best.yaml, the report, MLflow) and shown (the console, `ps` of the
+    MLflow UI), so a URI with a secret is refused rather than recorded. Every URI
+    passes here: resolve_tracking_uri (given on the command line) and Manifest (read
+    from a sweep folder).
+    """
+    shown = redact(uri)
+    if shown == uri:
+        return
+    scheme = urlparse(uri).scheme.split("+")[0].lower()
+    scheme = "http" if scheme == "https" else scheme
+    where = CREDENTIALS_GO_TO.get(scheme, "the database driver's own configuration")
+    raise TrackingError(
+        f"tracking URI {shown} carries a secret (shown as {HIDDEN}): put the credentials "
+        f"in {where} instead; gansweep records the URI and shows it"
+    )
+
+
 def resolve_tracking_uri(uri: str | None) -> str:
     """The tracking URI every process of the sweep uses, made independent of their cwd.
 
     None means ``sqlite:///mlflow.db`` in the working directory. A relative SQLite path is
-    made absolute here on the driver: Ray runs each trial in its own folder.
+    made absolute here on the driver: Ray runs each trial in its own folder. A URI
+    with a secret is refused (refuse_secrets) before anything else looks at it: every
+    command that takes --tracking-uri starts here.
     """
     uri = uri or f"sqlite:///{DEFAULT_DB}"
+    refuse_secrets(uri)
     scheme = urlparse(uri).scheme
     if scheme == "sqlite":
         path = uri.removeprefix("sqlite:///")
@@ -69,23 +184,14 @@ def check_tracking_store(uri: str, timeout: float = 5.0, must_exist: bool = Fals
 
     Checking never creates a store: a SQLite file that does not exist yet is fine for a
     new sweep (the first run creates it) and an error where records are to be read
-    (`must_exist`). Credentials come from the environment only (MLflow's standard
-    variables, or PGPASSWORD for a database): a URI is recorded in the manifest and
-    printed, so one that carries a password is refused rather than written down.
+    (`must_exist`). Credentials come from the environment only: a URI that carries a
+    secret is refused (refuse_secrets).
     """
-    parsed = urlparse(uri)
-    if parsed.password:
-        where = (
-            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
-            if parsed.scheme in ("http", "https")
-            else "the environment (e.g. PGPASSWORD for postgresql)"
-        )
-        shown = parsed._replace(netloc=parsed.netloc.rsplit("@", 1)[1]).geturl()
-        raise TrackingError(
-            f"tracking URI {shown} carries a password: put the credentials in {where} "
-            "instead; the URI is recorded in the sweep manifest"
-        )
-    if parsed.scheme in ("http", "https"):
+    import requests  # deferred, like MLflow: this module loads with every manifest
+    from mlflow import MlflowClient
+
+    refuse_secrets(uri)
+    if urlparse(uri).scheme in ("http", "https"):
         try:
             response = requests.get(uri.rstrip("/") + "/health", timeout=timeout)
         except requests.RequestException as err:
@@ -108,7 +214,12 @@ def check_tracking_store(uri: str, timeout: float = 5.0, must_exist: bool = Fals
 
 
 def _store_refusal(uri: str, err: Exception) -> str:
-    """Why the store refused us, in words that say what to do (no traceback, no secret)."""
+    """Why the store refused us, in words that say what to do (no traceback, no secret:
+    the error's text goes through `scrub`, for SQLAlchemy quotes the URL it opened)."""
+    return scrub(_refusal_words(uri, err), uri)
+
+
+def _refusal_words(uri: str, err: Exception) -> str:
     code = getattr(err, "error_code", None)
     if code == "UNAUTHENTICATED":
         user = os.environ.get("MLFLOW_TRACKING_USERNAME")

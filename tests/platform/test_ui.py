@@ -1,5 +1,6 @@
 """`gansweep ui` stops the MLflow server it started, workers included, when it is told
-to: after SIGTERM (a service manager, `kill`) or Ctrl-C the port is free again."""
+to: after SIGTERM (a service manager, `kill`) or Ctrl-C the port is free again. The
+server serves the store it was given, whose URI is on none of its command lines."""
 
 import os
 import signal
@@ -56,6 +57,15 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+def cmdline(pid: int) -> str:
+    """What `ps` shows every user of the machine for `pid`."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -84,6 +94,10 @@ def test_ui_stops_its_server_group(tmp_path, sig):
             time.sleep(0.5)
         server = descendants(ui.pid)
         assert server, "gansweep ui runs its server as a child process"
+        # It serves the store asked for, handed over in its environment (not argv):
+        # MLflow made that file, not its default ./mlflow.db.
+        assert (tmp_path / "mlflow.db").is_file()
+        assert not [p for p in server if str(tmp_path) in cmdline(p)], "the URI is in argv"
 
         os.kill(ui.pid, sig)  # gansweep alone: its server is in a session of its own
         signalled = time.monotonic()
