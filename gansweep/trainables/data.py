@@ -13,6 +13,7 @@ which is what makes a resumed run draw exactly the batches the uninterrupted run
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -195,9 +196,8 @@ def _torchvision_split(cls: Callable, name: str, root: Path, train: bool):
         pass  # not on disk yet: try to download it below
     root = root.expanduser().absolute()
     staging: Path | None = None
+    made = [p for p in root.parents if not p.exists()]  # deepest first
     try:
-        # An ancestor made here stays: removing it could pull it from under another
-        # process that is about to download into it, and an empty folder costs nothing.
         root.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{root.name}-download-", dir=root.parent))
         dataset = cls(str(staging), train=train, download=True)
@@ -213,6 +213,13 @@ def _torchvision_split(cls: Callable, name: str, root: Path, train: bool):
     finally:  # also on KeyboardInterrupt: a half download never outlives its process
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
+        if not root.exists():
+            # A failed download leaves nothing behind, not even the folders made for it.
+            # rmdir removes only an empty folder: one that another process is downloading
+            # into (its own staging folder inside) stays.
+            for folder in made:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
 
 
 def _torchvision_images(cls_name: str, name: str, default_size: int):
