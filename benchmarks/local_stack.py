@@ -3,8 +3,8 @@ server and an `mlflow server` that keeps its runs in it, as
 gansweep/platform/deploy/mlflow-compose.yaml runs them on a cluster, each in a temporary
 folder of its own and on a free 127.0.0.1 port.
 
-    with Postgres(password="...") as db, MlflowServer(db.uri, folder, env=db.env) as server:
-        ...  # gansweep sweep --tracking-uri {server.url}
+    with record_stack(folder, password="...") as (database, server):
+        ...  # gansweep sweep --tracking-uri {server.url}; database.restart(), ...
 
 Tests import it as ``local_stack`` (pyproject.toml puts benchmarks/ on pytest's path);
 a benchmark run as ``python benchmarks/x.py`` has this folder on its path already. It
@@ -111,11 +111,13 @@ def processes_in(folder: Path) -> list[int]:
     return found
 
 
-def stop_group(pgid: int, process: subprocess.Popen | None = None, grace: float = STOP_GRACE):
+def stop_group(
+    pgid: int, process: subprocess.Popen | None = None, grace: float = STOP_GRACE
+) -> None:
     """SIGTERM to process group `pgid`, then SIGKILL to whatever is left after `grace`
-    seconds, until none of it is left. A server's workers (uvicorn's, PostgreSQL's
-    backends) live in its group: stopping only the process started leaves them holding
-    the port. As gansweep/platform/ui_server.py stops the UI."""
+    seconds, until none of it is left. MLflow's uvicorn workers live in the server's
+    group: stopping only the process started leaves them holding the port. As
+    gansweep/platform/ui_server.py stops the UI."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(pgid, sig)
