@@ -9,18 +9,15 @@ import inspect
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
 import mlflow.server
 import pytest
-import requests
+from local_stack import MlflowServer, StackError
 from mlflow import MlflowClient
 
 from gansweep.platform import sweep as sweep_module
@@ -30,7 +27,6 @@ pytestmark = pytest.mark.slow
 GANSWEEP = [sys.executable, "-m", "gansweep.platform.cli"]
 TINY = ["--set", "steps=200", "--set", "eval_every=100", "--set", "eval_samples=500"]
 CREDENTIAL_VARIABLES = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
-SERVER_START_DEADLINE = 300.0  # seconds; mlflow's imports are slow on busy shared cores
 SWEEP_TIMEOUT = 1200.0
 # The sweep attaches the HTML report to its parent run once finalize writes one.
 REPORT_IN_SWEEP = "write_report" in inspect.getsource(sweep_module)
@@ -46,12 +42,6 @@ class Server:
     artifacts: Path  # the server's --artifacts-destination
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def clean_env(**extra: str) -> dict[str, str]:
     """This environment without MLflow credentials or a Ray address, plus `extra`."""
     env = {k: v for k, v in os.environ.items() if k not in CREDENTIAL_VARIABLES}
@@ -59,51 +49,18 @@ def clean_env(**extra: str) -> dict[str, str]:
     return {**env, "RAY_ADDRESS": "", **extra}  # never join a cluster someone left running
 
 
-def stop(proc: subprocess.Popen) -> None:
-    """Terminate the server's whole process group (its uvicorn workers too)."""
-    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 30)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            # The leader is gone; stragglers of its group get the same signal above.
-        except subprocess.TimeoutExpired:
-            continue
-
-
 def start_server(request, root: Path, *extra: str, env: dict[str, str] | None = None) -> Server:
-    """A real `mlflow server` on 127.0.0.1, stopped by a finalizer whatever happens."""
-    root.mkdir(parents=True, exist_ok=True)
-    port, artifacts, log = free_port(), root / "server-artifacts", root / "server.log"
-    mlflow_cli = Path(sys.executable).with_name("mlflow")
-    command = [str(mlflow_cli)] if mlflow_cli.exists() else [sys.executable, "-m", "mlflow"]
-    command += [
-        "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
-        "--artifacts-destination", str(artifacts), "--serve-artifacts", *extra,
-    ]  # fmt: skip
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            command, cwd=root, stdout=out, stderr=subprocess.STDOUT, env=env or clean_env(),
-            start_new_session=True,  # its own process group, so stop() reaches every worker
-        )  # fmt: skip
-    request.addfinalizer(lambda: stop(proc))
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + SERVER_START_DEADLINE
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"mlflow server exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
-        try:
-            if requests.get(f"{url}/health", timeout=5).status_code == 200:
-                return Server(url, artifacts)
-        except requests.RequestException:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"mlflow server not healthy after {SERVER_START_DEADLINE:.0f} s:\n"
-                        f"{log.read_text()[-4000:]}")  # fmt: skip
-        time.sleep(1)
+    """A real `mlflow server` on 127.0.0.1 keeping runs in SQLite, stopped by a finalizer
+    whatever happens."""
+    server = MlflowServer(
+        f"sqlite:///{root / 'server.db'}", root, extra_args=extra, env=env or clean_env()
+    )
+    request.addfinalizer(server.stop)
+    try:
+        server.start()
+    except StackError as error:
+        pytest.fail(str(error))
+    return Server(server.url, server.artifacts)
 
 
 def gansweep(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
