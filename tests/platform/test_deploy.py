@@ -626,6 +626,17 @@ def test_the_compose_file_has_the_services_healthchecks_and_start_order():
     assert services["proxy"]["depends_on"]["mlflow"]["condition"] == "service_healthy"
 
 
+def test_the_mlflow_image_installs_the_driver_sqlalchemy_opens_postgresql_with():
+    """SQLAlchemy 2.1 (which the pinned mlflow admits) opens postgresql:// with psycopg 3;
+    an image with psycopg2 only would not start (found by tests/platform/test_postgres.py,
+    which runs the same server on a real PostgreSQL)."""
+    build = doc(COMPOSE)["services"]["mlflow"]["build"]["dockerfile_inline"]
+    installs = [line for line in build.splitlines() if line.strip().startswith("RUN pip install")]
+    assert len(installs) == 1
+    words = shlex.split(installs[0])
+    assert "psycopg[binary]" in words and "psycopg2-binary" in words, words
+
+
 def test_the_mlflow_command_is_accepted_by_the_installed_mlflow_server():
     from mlflow.cli import cli
 
