@@ -137,17 +137,36 @@ class Driver:
         kill_session(self.proc.pid)
         self.proc.wait()
 
-    def kill_a_worker(self, rng: random.Random) -> bool:
-        """SIGKILL one process that runs a trial now; False if none runs."""
+    def trial_workers(self) -> list[int]:
         assert self.proc is not None
-        workers = [p for p, a in session_processes(self.proc.pid) if a.startswith(TRIAL_WORKERS)]
-        if not workers:
-            return False
-        try:
-            os.kill(rng.choice(workers), signal.SIGKILL)
-        except ProcessLookupError:
-            return False
+        return [p for p, a in session_processes(self.proc.pid) if a.startswith(TRIAL_WORKERS)]
+
+    def wait_for_trials(self, timeout: float = 300) -> bool:
+        """Wait until a trial runs (Ray and the restore take seconds); False if the
+        driver ended first."""
+        deadline = time.monotonic() + timeout
+        while not self.trial_workers():
+            if not self.running():
+                return False
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no trial started in {timeout:.0f} s")
+            time.sleep(0.2)
         return True
+
+    def kill_a_worker(self, rng: random.Random) -> bool:
+        """SIGKILL one process that runs a trial (waiting up to 10 s for one, as between
+        two trials none may); False if none ran."""
+        deadline = time.monotonic() + 10
+        while self.running() and time.monotonic() < deadline:
+            workers = self.trial_workers()
+            if workers:
+                try:
+                    os.kill(rng.choice(workers), signal.SIGKILL)
+                    return True
+                except ProcessLookupError:
+                    pass  # it ended meanwhile: another
+            time.sleep(0.2)
+        return False
 
 
 def sweep_args(name: str, space: Path, trials: int, in_flight: int, server: str) -> list[str]:
@@ -199,6 +218,9 @@ def soak(driver: Driver, args: list[str], clean_s: float, stack, opts) -> Counte
 
     for lifetime in range(3):
         driver.start(*args) if lifetime == 0 else driver.start("resume", driver.name)
+        # Each lifetime's faults come while trials run, not while Ray starts.
+        if not driver.wait_for_trials() and lifetime < 2:
+            raise RuntimeError(f"the sweep ended before driver kill {lifetime + 1}")
         life = rng.uniform(0.2, 0.35) * clean_s
         planned = kills(life)
         if lifetime == 1:
