@@ -81,6 +81,21 @@ def _tail(path: Path, chars: int = 4000) -> str:
     return f"--- the end of {path}:\n{text[-chars:]}"
 
 
+def session_processes(sid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of every live process in session `sid` (zombies are dead): a
+    command started with start_new_session and all it started, Ray's processes included,
+    which sit in process groups of their own."""
+    listing = subprocess.run(
+        ["ps", "-e", "-o", "pid=,sid=,stat=,args="], capture_output=True, text=True, check=True
+    ).stdout
+    found = []
+    for line in listing.splitlines():
+        pid, process_sid, stat, *args = line.split(None, 3)
+        if int(process_sid) == sid and not stat.startswith("Z"):
+            found.append((int(pid), args[0] if args else ""))
+    return found
+
+
 def group_members(pgid: int) -> list[int]:
     """The live processes of process group `pgid` (zombies are dead: a process whose
     parent has not reaped it yet still answers kill(0), so killpg cannot tell)."""

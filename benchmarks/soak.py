@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from local_stack import record_stack
+from local_stack import record_stack, session_processes
 from mlflow import MlflowClient
 
 from gansweep.records.manifest import Manifest
@@ -71,19 +71,6 @@ def soak_space(short: bool, folder: Path) -> Path:
 
 
 # ------------------------------------------------------------------ processes
-
-
-def session_processes(sid: int) -> list[tuple[int, str]]:
-    """(pid, command line) of the live processes of session `sid`."""
-    listing = subprocess.run(
-        ["ps", "-e", "-o", "pid=,sid=,stat=,args="], capture_output=True, text=True, check=True
-    ).stdout
-    found = []
-    for line in listing.splitlines():
-        pid, process_sid, stat, *args = line.split(None, 3)
-        if int(process_sid) == sid and not stat.startswith("Z"):
-            found.append((int(pid), args[0] if args else ""))
-    return found
 
 
 def kill_session(sid: int) -> None:

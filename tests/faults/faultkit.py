@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from local_stack import session_processes
 from mlflow import MlflowClient
 
 from gansweep.records import read, run_format
@@ -35,19 +36,6 @@ TRIAL_WORKER_TITLES = ("ray::ImplicitFunc", "ray::_Inner")
 
 
 # ----------------------------------------------------------------- processes
-
-
-def session_processes(sid: int) -> list[tuple[int, str]]:
-    """(pid, command line) of every live process in session `sid` (zombies are dead)."""
-    listing = subprocess.run(
-        ["ps", "-e", "-o", "pid=,sid=,stat=,args="], capture_output=True, text=True, check=True
-    ).stdout
-    found = []
-    for line in listing.splitlines():
-        pid, process_sid, stat, *args = line.split(None, 3)
-        if int(process_sid) == sid and not stat.startswith("Z"):
-            found.append((int(pid), args[0] if args else ""))
-    return found
 
 
 def kill_session(sid: int, timeout: float = 30.0) -> list[tuple[int, str]]:
