@@ -26,7 +26,6 @@ from gansweep.platform.samplers import SAMPLERS
 from gansweep.platform.schedulers import SCHEDULERS
 from gansweep.platform.trainable_registry import load_trainable
 from gansweep.platform.trial import split_config, trial_run_name
-from gansweep.platform.tune_mends import mend_tune
 from gansweep.records import ranking
 from gansweep.records.manifest import REPLICAS_DIR, Manifest
 from gansweep.records.read import find_trial_run
@@ -45,7 +44,6 @@ def fit(manifest: Manifest, tuner: tune.Tuner) -> None:
     # Tune's own Ctrl-C handler ends fit() as if the experiment were done, and the sweep
     # would go on to replicate and finalize a search that never finished: let it raise.
     os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
-    mend_tune()  # every Tune experiment of a sweep runs here
     try:
         tuner.fit()
     except BaseException:
