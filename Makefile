@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow lint format bench clean
+.PHONY: demo test test-slow test-soak lint format bench clean
 
 # torch and torchvision are installed first, pinned to the builds this project is tested
 # with (a range in pyproject.toml admits others); the rest comes from pyproject.toml.
@@ -23,7 +23,12 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -m "slow and not soak"
+
+# The short soak: faults at random times that still meet two open bugs (docs/results.md,
+# "A soak that loses nothing"), so it fails now and then; kept out of CI until fixed.
+test-soak: $(STAMP)
+	$(BIN)/python -m pytest -q -m soak
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
