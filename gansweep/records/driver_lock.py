@@ -71,14 +71,26 @@ def holder_state(holder: Holder, now: float | None = None) -> str:
     heartbeat for STALE_S: presumed dead, not certain: it may be a hung driver, or one
     on a host this one cannot see into)."""
     now = time.time() if now is None else now
-    if holder.host == socket.gethostname():
-        try:
-            os.kill(holder.pid, 0)
-        except ProcessLookupError:
-            return "dead"
-        except PermissionError:  # it exists, under another user
-            pass
+    if driver_alive(f"{holder.host}:{holder.pid}") is False:
+        return "dead"
     return "stale" if now - holder.heartbeat > STALE_S else "alive"
+
+
+def driver_alive(driver: str) -> bool | None:
+    """Whether the driver "<host>:<pid>" still runs: None when it runs on another host
+    (it cannot be checked from here) or is not recorded."""
+    host, _, pid = driver.rpartition(":")
+    if not host or not pid.isdigit():
+        return None
+    if host != socket.gethostname():
+        return None
+    try:
+        os.kill(int(pid), 0)  # (a pid reused since the driver died reads as alive)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
 
 
 def read_holder(sweep_dir: str | Path) -> Holder | None:

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from gansweep.records import ranking
-from gansweep.records.driver_lock import holder_state, read_holder
+from gansweep.records.driver_lock import driver_alive, holder_state, read_holder
 from gansweep.records.leaderboard import Standings, standings
 from gansweep.records.manifest import Manifest
 
@@ -28,23 +28,6 @@ BEST_SHOWN = 5  # the best trials in the table, besides the running ones
 def this_driver() -> str:
     """The value of Manifest.driver for this process."""
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def driver_alive(driver: str) -> bool | None:
-    """Whether the driver "<host>:<pid>" still runs: None when it runs on another host
-    (it cannot be checked from here) or is not recorded."""
-    host, _, pid = driver.rpartition(":")
-    if not host or not pid.isdigit():
-        return None
-    if host != socket.gethostname():
-        return None
-    try:
-        os.kill(int(pid), 0)  # (a pid reused since the driver died reads as alive)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, under another user
-        return True
-    return True
 
 
 @dataclass
