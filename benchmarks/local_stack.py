@@ -96,6 +96,22 @@ def session_processes(sid: int) -> list[tuple[int, str]]:
     return found
 
 
+def kill_session(sid: int, timeout: float = 30.0) -> list[tuple[int, str]]:
+    """SIGKILL every process of session `sid` at once, as a reboot would, until none is
+    left; returns what was killed. Raises StackError if some survive `timeout` s."""
+    killed: dict[int, str] = {}
+    deadline = time.monotonic() + timeout
+    while processes := session_processes(sid):
+        if time.monotonic() > deadline:
+            raise StackError(f"processes of session {sid} survived SIGKILL: {processes}")
+        for pid, args in processes:
+            killed.setdefault(pid, args)
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+    return sorted(killed.items())
+
+
 def group_members(pgid: int) -> list[int]:
     """The live processes of process group `pgid` (zombies are dead: a process whose
     parent has not reaped it yet still answers kill(0), so killpg cannot tell)."""

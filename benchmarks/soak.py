@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from local_stack import record_stack, session_processes
+from local_stack import kill_session, record_stack, session_processes
 from mlflow import MlflowClient
 
 from gansweep.records.manifest import Manifest
@@ -71,21 +71,6 @@ def soak_space(short: bool, folder: Path) -> Path:
 
 
 # ------------------------------------------------------------------ processes
-
-
-def kill_session(sid: int) -> None:
-    """SIGKILL every process of session `sid` (a driver and its local Ray), as a crash
-    of its machine would, until none is left."""
-    deadline = time.monotonic() + 60
-    while processes := session_processes(sid):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"processes of session {sid} survived SIGKILL: {processes}")
-        for pid, _ in processes:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.2)
 
 
 @dataclass
@@ -121,7 +106,7 @@ class Driver:
 
     def kill(self) -> None:
         assert self.proc is not None
-        kill_session(self.proc.pid)
+        kill_session(self.proc.pid, timeout=60)
         self.proc.wait()
 
     def trial_workers(self) -> list[int]:
@@ -231,9 +216,12 @@ def config_key(params: dict[str, str]) -> str:
     return json.dumps(params, sort_keys=True)
 
 
-def board(manifest: Manifest) -> dict[str, tuple[float, str, int]]:
+def runs_of(manifest: Manifest) -> list:
+    return child_runs(manifest.tracking_uri, manifest.experiment_id, manifest.parent_run_id)
+
+
+def board(manifest: Manifest, runs: list) -> dict[str, tuple[float, str, int]]:
     """config -> (value, status, step) of every trial run of the sweep."""
-    runs = child_runs(manifest.tracking_uri, manifest.experiment_id, manifest.parent_run_id)
     out = {}
     for run in runs:
         key = config_key(run.data.params)
@@ -243,13 +231,13 @@ def board(manifest: Manifest) -> dict[str, tuple[float, str, int]]:
 
 
 def check(clean: Manifest, soaked: Manifest, trials: int) -> dict[str, object]:
-    runs = child_runs(soaked.tracking_uri, soaked.experiment_id, soaked.parent_run_id)
+    runs = runs_of(soaked)
     per_config = Counter(config_key(r.data.params) for r in runs)
     per_trial = Counter(r.data.tags.get("gansweep.trial_id") for r in runs)
     duplicates = sum(n - 1 for n in per_config.values()) + sum(n - 1 for n in per_trial.values())
     ended = [r for r in runs if r.info.status == "FINISHED" and r.data.tags.get("gansweep.status")]
-    expected = board(clean)
-    got = board(soaked)
+    expected = board(clean, runs_of(clean))
+    got = board(soaked, runs)
     lost = len(expected.keys() - got.keys()) + (len(runs) - len(ended))
     client = MlflowClient(soaked.tracking_uri)
     missing = 0

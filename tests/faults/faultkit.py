@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from local_stack import session_processes
+from local_stack import kill_session, session_processes
 from mlflow import MlflowClient
 
 from gansweep.records import read, run_format
@@ -36,24 +35,6 @@ TRIAL_WORKER_TITLES = ("ray::ImplicitFunc", "ray::_Inner")
 
 
 # ----------------------------------------------------------------- processes
-
-
-def kill_session(sid: int, timeout: float = 30.0) -> list[tuple[int, str]]:
-    """SIGKILL every process of session `sid` at once, as a reboot would, until none is
-    left; returns what was killed."""
-    killed: dict[int, str] = {}
-    deadline = time.monotonic() + timeout
-    while processes := session_processes(sid):
-        if time.monotonic() > deadline:
-            pytest.fail(f"processes of session {sid} survived SIGKILL: {processes}")
-        for pid, args in processes:
-            killed.setdefault(pid, args)
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.2)
-    return sorted(killed.items())
 
 
 def trial_workers(proc: subprocess.Popen) -> list[tuple[int, str]]:
