@@ -26,6 +26,7 @@ from gansweep.platform.samplers import SAMPLERS
 from gansweep.platform.schedulers import SCHEDULERS
 from gansweep.platform.trainable_registry import load_trainable
 from gansweep.platform.trial import split_config, trial_run_name
+from gansweep.platform.tune_mends import mend_tune
 from gansweep.records import ranking
 from gansweep.records.manifest import REPLICAS_DIR, Manifest
 from gansweep.records.read import find_trial_run
@@ -44,6 +45,7 @@ def fit(manifest: Manifest, tuner: tune.Tuner) -> None:
     # Tune's own Ctrl-C handler ends fit() as if the experiment were done, and the sweep
     # would go on to replicate and finalize a search that never finished: let it raise.
     os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
+    mend_tune()  # every Tune experiment of a sweep runs here
     try:
         tuner.fit()
     except BaseException:
@@ -102,11 +104,15 @@ class ResumableOptunaSearch(OptunaSearch):
       checkpoint): it counts as completed, so its results are not reported again (Optuna
       refuses to update a finished trial, and the resumed sweep would end with an error);
     - a trial asked for after the last save is unknown to the restored Tune experiment,
-      which asks for a new one in its place: nothing will ever finish it, so it is FAIL,
-      and its config is enqueued, so that the new trial is the lost one run again. A
-      killed driver then costs no proposal: under the grid sampler every combination
-      still runs once (Optuna counts a FAIL trial's combination as visited), and a
-      sweep's set of configs does not depend on when its driver died.
+      which asks for a new one in its place: nothing would ever finish it, so it goes
+      back to the study's queue (WAITING), and the next new Tune trial is that Optuna
+      trial, run again under its own number. A driver killed while the sampler was
+      still proposing leaves a trial with only some of its params; the next ask keeps
+      those and samples the rest. A killed driver then costs no proposal and leaves no
+      FAIL trial behind: under the grid sampler every combination still runs once (a
+      FAIL trial with some params, or a copy of a lost one, would be counted as
+      visited, or break Optuna's grid tree), and a sweep's set of configs does not
+      depend on when its driver died.
 
     This reads OptunaSearch's private ``_ot_study``, ``_ot_trials`` and
     ``_completed_trials``; pyproject.toml bounds ray to the versions tested, and
@@ -152,16 +158,20 @@ class ResumableOptunaSearch(OptunaSearch):
         for trial in running:
             if trial.number not in known:
                 log.warning(
-                    "Optuna trial %d was lost with the driver: FAIL, and its config is "
-                    "proposed again",
+                    "Optuna trial %d was lost with the driver: it goes back to the queue, "
+                    "and the next new trial runs it",
                     trial.number,
                 )
-                study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-                study.enqueue_trial(trial.params, user_attrs={LOST_TRIAL_ATTR: trial.number})
+                # Study has no public "requeue": its storage's state setter allows
+                # RUNNING -> WAITING, and ask() pops WAITING trials first.
+                storage = study._storage
+                lost = trial.user_attrs.get(LOST_TRIAL_ATTR, 0) + 1
+                storage.set_trial_user_attr(trial._trial_id, LOST_TRIAL_ATTR, lost)
+                storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.WAITING)
 
 
-# On a trial that runs again the config of a trial lost with the driver: that one's number.
-LOST_TRIAL_ATTR = "gansweep.rerun_of"
+# On an Optuna trial that went back to the queue: how many drivers it was lost with.
+LOST_TRIAL_ATTR = "gansweep.lost_with_driver"
 
 
 def _stopped_early(result: dict) -> bool:

@@ -50,37 +50,69 @@ def grid_space(trial):
     trial.suggest_categorical("b", ["x", "y"])
 
 
+def grid_searcher(storage) -> ResumableOptunaSearch:
+    return ResumableOptunaSearch(
+        space=grid_space, metric="v", mode="min", study_name="s", storage=storage,
+        sampler=optuna.samplers.BruteForceSampler(seed=0),
+    )  # fmt: skip
+
+
+def every_combination_once(configs) -> bool:
+    return sorted((c["a"], c["b"]) for c in configs) == [
+        (a, b) for a in (1, 2, 3) for b in ("x", "y")
+    ]
+
+
 def test_a_config_lost_with_the_driver_is_proposed_again_so_the_grid_stays_whole(tmp_path):
-    """The driver asked for trials 3 and 4 after Tune's last save of the searcher, then
-    died: the restored searcher marks them FAIL and the next two proposals are their
-    configs, so a grid sweep still runs each of its 6 combinations exactly once."""
+    """The driver asked for trials 2 and 3 after Tune's last save of the searcher, then
+    died: the restored searcher puts them back in the queue and the next two proposals
+    are their configs, so a grid sweep still runs each of its 6 combinations exactly
+    once, and no trial is left FAIL."""
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/study.db")
-
-    def searcher() -> ResumableOptunaSearch:
-        return ResumableOptunaSearch(
-            space=grid_space, metric="v", mode="min", study_name="s", storage=storage,
-            sampler=optuna.samplers.BruteForceSampler(seed=0),
-        )  # fmt: skip
-
-    search = searcher()
+    search = grid_searcher(storage)
     configs = {f"t{i}": search.suggest(f"t{i}") for i in range(2)}
     for trial_id in configs:
         search.on_trial_complete(trial_id, {"v": 0.5})
     search.save(str(tmp_path / "searcher.pkl"))  # Tune's last save
     lost = [search.suggest(f"t{i}") for i in (2, 3)]  # then the driver dies
 
-    resumed = searcher()
+    resumed = grid_searcher(storage)
     resumed.restore(str(tmp_path / "searcher.pkl"))
     again = [resumed.suggest(f"n{i}") for i in range(2)]
-    assert sorted(map(str, again)) == sorted(map(str, lost))
+    assert again == lost
     rest = [resumed.suggest(f"m{i}") for i in range(2)]
-    seen = [*configs.values(), *again, *rest]
-    assert sorted((c["a"], c["b"]) for c in seen) == [
-        (a, b) for a in (1, 2, 3) for b in ("x", "y")
-    ]  # every combination once, none lost, none twice
+    assert every_combination_once([*configs.values(), *again, *rest])  # none lost, none twice
     trials = optuna.load_study(study_name="s", storage=storage).get_trials()
-    assert [t.state.name for t in trials].count("FAIL") == 2
-    assert sorted(t.user_attrs[LOST_TRIAL_ATTR] for t in trials if t.user_attrs) == [2, 3]
+    assert len(trials) == 6 and {t.state.name for t in trials} == {"COMPLETE", "RUNNING"}
+    assert {t.number: t.user_attrs.get(LOST_TRIAL_ATTR) for t in trials if t.user_attrs} == {
+        2: 1, 3: 1
+    }
+
+
+def test_a_trial_half_proposed_when_the_driver_died_is_finished_not_broken(tmp_path):
+    """The driver died between Optuna's ask and the last suggest of a trial: the trial
+    has `a` but not `b`. Marked FAIL, Optuna's grid sampler would raise on it at every
+    later proposal (a finished trial ending where others go on); back in the queue, the
+    next proposal keeps its `a` and samples `b`, and the grid stays whole."""
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/study.db")
+    search = grid_searcher(storage)
+    configs = [search.suggest("t0"), search.suggest("t1")]
+    for trial_id in ("t0", "t1"):
+        search.on_trial_complete(trial_id, {"v": 0.5})
+    search.save(str(tmp_path / "searcher.pkl"))
+    half = search._ot_study.ask()  # what OptunaSearch.suggest does, cut short
+    a = half.suggest_categorical("a", [1, 2, 3])
+
+    resumed = grid_searcher(storage)
+    resumed.restore(str(tmp_path / "searcher.pkl"))
+    finished = resumed.suggest("n0")
+    assert finished["a"] == a
+    rest = [resumed.suggest(f"m{i}") for i in range(3)]
+    for trial_id in ("n0", "m0", "m1", "m2"):
+        resumed.on_trial_complete(trial_id, {"v": 0.5})
+    assert every_combination_once([*configs, finished, *rest])
+    states = [t.state.name for t in optuna.load_study(study_name="s", storage=storage).trials]
+    assert states == ["COMPLETE"] * 6
 
 
 def test_the_replication_searcher_gives_each_config_once_and_resumes(tmp_path):
