@@ -85,7 +85,8 @@ def test_a_config_lost_with_the_driver_is_proposed_again_so_the_grid_stays_whole
     trials = optuna.load_study(study_name="s", storage=storage).get_trials()
     assert len(trials) == 6 and {t.state.name for t in trials} == {"COMPLETE", "RUNNING"}
     assert {t.number: t.user_attrs.get(LOST_TRIAL_ATTR) for t in trials if t.user_attrs} == {
-        2: 1, 3: 1
+        2: 1,
+        3: 1,
     }
 
 
