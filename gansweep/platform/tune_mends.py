@@ -1,7 +1,8 @@
-"""A mend of Ray Tune 2.60's controller (pyproject.toml bounds ray to 2.60.x; the tests
-in tests/platform/test_tune_mends.py fail loudly when the code it mends changes).
+"""Two mends of Ray Tune 2.60's controller (pyproject.toml bounds ray to 2.60.x; the tests
+in tests/platform/test_tune_mends.py fail loudly when the code they mend changes). Both
+were found by benchmarks/soak.py.
 
-When a trial's worker dies while the trial has more than one task in flight on it, Ray
+1. One worker's death, reported twice. When a trial's worker dies while the trial has more than one task in flight on it, Ray
 reports the actor's death once per task: TuneController._schedule_trial_task's
 _on_error passes on the failure of an actor it has already cleaned up. The first report
 recovers the trial: it goes back to PENDING, to restart from its last checkpoint on a
@@ -14,16 +15,29 @@ already reported for that trial is logged and dropped. Every other failure passe
 Ray sends it, so a trial whose new actor dies (a new id) fails and recovers as usual.
 (An earlier mend dropped any actor death reported for a PENDING trial; a soak then left
 one trial PENDING for good. This one keys on the dead actor itself.)
+
+2. A restore from a deleted checkpoint. Tune deletes a trial's older checkpoints as new
+ones arrive (CheckpointConfig.num_to_keep), and forces a save of the experiment state
+only afterwards. A driver killed in between leaves a state whose trial points at a
+checkpoint that is gone: on resume every restore of it fails ("does not exist on storage
+anymore") until --max-failures ends the trial as ERROR. The mend points such a trial at
+its newest checkpoint still on disk, with that checkpoint's result from the trial's
+result.json (Tune restores the trial's iteration count from it), or at none, to start
+over, when none is left.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from ray import tune
 from ray.exceptions import RayActorError
+from ray.train._internal.session import _TrainingResult
 from ray.tune.execution.tune_controller import TuneController
 from ray.tune.experiment import Trial
 
@@ -51,8 +65,68 @@ def each_death_once(report: Callable[..., Any]) -> Callable[..., Any]:
     return mended
 
 
+def newest_checkpoint(trial_dir: Path) -> _TrainingResult | None:
+    """The newest checkpoint left in a trial's folder, with the result Tune reported it
+    with (a line of result.json naming it in checkpoint_dir_name); None if none is left."""
+    newest = None
+    results = trial_dir / "result.json"
+    lines = results.read_text().splitlines() if results.exists() else []
+    for line in lines:
+        try:
+            result = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by the kill
+            continue
+        name = result.get("checkpoint_dir_name")
+        if name and (trial_dir / name).is_dir():
+            newest = result
+    if newest is None:
+        return None
+    folder = trial_dir / newest["checkpoint_dir_name"]
+    return _TrainingResult(tune.Checkpoint.from_directory(str(folder)), newest)
+
+
+def restore_from_what_is_left(trial: Trial) -> None:
+    """Point a restored trial whose latest checkpoint was deleted at the newest one left."""
+    latest = trial.run_metadata.checkpoint_manager.latest_checkpoint_result
+    if latest is None or trial.status == Trial.TERMINATED:  # (resume restores ERROR ones)
+        return
+    checkpoint = latest.checkpoint
+    if checkpoint.filesystem.type_name != "local" or Path(checkpoint.path).is_dir():
+        return  # there, or on a remote store this mend does not read
+    replacement = newest_checkpoint(Path(trial.path))
+    log.warning(
+        "trial %s: its checkpoint %s was deleted before Tune saved its state; "
+        "it restores from %s",
+        trial, Path(checkpoint.path).name,
+        Path(replacement.checkpoint.path).name if replacement else "the start",
+    )  # fmt: skip
+    manager = trial.run_metadata.checkpoint_manager
+    manager._latest_checkpoint_result = replacement
+    manager._checkpoint_results = [replacement] if replacement else []
+
+
+def restoring_from_what_is_left(restore: Callable[..., Any]) -> Callable[..., Any]:
+    """TuneController._restore_trials, each trial then pointed at a checkpoint that is
+    there."""
+    if getattr(restore, "mended", False):
+        return restore
+
+    @functools.wraps(restore)
+    def mended(controller: Any, experiment_state: dict) -> list[Trial]:
+        trials = restore(controller, experiment_state)
+        for trial in trials:
+            restore_from_what_is_left(trial)
+        return trials
+
+    mended.mended = True  # type: ignore[attr-defined]
+    return mended
+
+
 def mend_tune() -> None:
-    """Apply the mend (once; safe to call again)."""
+    """Apply the mends (once; safe to call again)."""
     TuneController._trial_task_failure = each_death_once(  # type: ignore[method-assign]
         TuneController._trial_task_failure
+    )
+    TuneController._restore_trials = restoring_from_what_is_left(  # type: ignore[method-assign]
+        TuneController._restore_trials
     )
