@@ -2,13 +2,14 @@
 in tests/platform/test_tune_mends.py fail loudly when the code they mend changes). Both
 were found by benchmarks/soak.py.
 
-1. One worker's death, reported twice. When a trial's worker dies while the trial has more than one task in flight on it, Ray
-reports the actor's death once per task: TuneController._schedule_trial_task's
-_on_error passes on the failure of an actor it has already cleaned up. The first report
-recovers the trial: it goes back to PENDING, to restart from its last checkpoint on a
-new actor. A later report of the same death reaches _process_trial_failure for a trial
-that is recovering already, which ends it as ERROR, whatever --max-failures allows.
-benchmarks/soak.py found it: one of 648 trials ended ERROR after one worker kill.
+1. One worker's death, reported twice. When a trial's worker dies while the trial has
+more than one task in flight on it, Ray reports the actor's death once per task:
+TuneController._schedule_trial_task's _on_error passes on the failure of an actor it has
+already cleaned up. The first report recovers the trial: it goes back to PENDING, to
+restart from its last checkpoint on a new actor. A later report of the same death
+reaches _process_trial_failure for a trial that is recovering already, which ends it as
+ERROR, whatever --max-failures allows: one of 648 trials was lost this way after one
+worker kill.
 
 The mend lets each actor's death reach a trial once: a RayActorError whose actor id was
 already reported for that trial is logged and dropped. Every other failure passes as
