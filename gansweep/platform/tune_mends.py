@@ -88,20 +88,21 @@ def newest_checkpoint(trial_dir: Path) -> _TrainingResult | None:
 
 def restore_from_what_is_left(trial: Trial) -> None:
     """Point a restored trial whose latest checkpoint was deleted at the newest one left."""
-    latest = trial.run_metadata.checkpoint_manager.latest_checkpoint_result
-    if latest is None or trial.status == Trial.TERMINATED:  # (resume restores ERROR ones)
-        return
-    checkpoint = latest.checkpoint
-    if checkpoint.filesystem.type_name != "local" or Path(checkpoint.path).is_dir():
+    manager = trial.run_metadata.checkpoint_manager
+    latest = manager.latest_checkpoint_result if manager else None
+    checkpoint = latest.checkpoint if latest else None
+    if manager is None or checkpoint is None or trial.status == Trial.TERMINATED:
+        return  # (resume restores ERROR trials too)
+    fs, path = checkpoint.filesystem, checkpoint.path
+    if fs is None or fs.type_name != "local" or Path(path).is_dir() or trial.path is None:
         return  # there, or on a remote store this mend does not read
     replacement = newest_checkpoint(Path(trial.path))
+    left = replacement.checkpoint if replacement else None
     log.warning(
         "trial %s: its checkpoint %s was deleted before Tune saved its state; "
         "it restores from %s",
-        trial, Path(checkpoint.path).name,
-        Path(replacement.checkpoint.path).name if replacement else "the start",
+        trial, Path(path).name, Path(left.path).name if left else "the start",
     )  # fmt: skip
-    manager = trial.run_metadata.checkpoint_manager
     manager._latest_checkpoint_result = replacement
     manager._checkpoint_results = [replacement] if replacement else []
 
