@@ -86,25 +86,46 @@ def newest_checkpoint(trial_dir: Path) -> _TrainingResult | None:
     return _TrainingResult(tune.Checkpoint.from_directory(str(folder)), newest)
 
 
+def _on_local_disk(result: _TrainingResult) -> bool | None:
+    """Whether a result's checkpoint is on this machine's disk; None: not a local one."""
+    checkpoint = result.checkpoint
+    fs = checkpoint.filesystem if checkpoint else None
+    if checkpoint is None or fs is None or fs.type_name != "local":
+        return None
+    return Path(checkpoint.path).is_dir()
+
+
 def restore_from_what_is_left(trial: Trial) -> None:
-    """Point a restored trial whose latest checkpoint was deleted at the newest one left."""
+    """Point a restored trial whose latest checkpoint was deleted at the newest one left,
+    and forget its deleted older ones (Tune would fail to delete them again, and skip
+    the bookkeeping after that)."""
     manager = trial.run_metadata.checkpoint_manager
-    latest = manager.latest_checkpoint_result if manager else None
-    checkpoint = latest.checkpoint if latest else None
-    if manager is None or checkpoint is None or trial.status == Trial.TERMINATED:
+    if manager is None or trial.status == Trial.TERMINATED or trial.path is None:
         return  # (resume restores ERROR trials too)
-    fs, path = checkpoint.filesystem, checkpoint.path
-    if fs is None or fs.type_name != "local" or Path(path).is_dir() or trial.path is None:
+    kept = manager._checkpoint_results
+    manager._checkpoint_results = [r for r in kept if _on_local_disk(r) is not False]
+    latest = manager.latest_checkpoint_result
+    if latest is None or _on_local_disk(latest) is not False:
         return  # there, or on a remote store this mend does not read
     replacement = newest_checkpoint(Path(trial.path))
     left = replacement.checkpoint if replacement else None
     log.warning(
         "trial %s: its checkpoint %s was deleted before Tune saved its state; "
         "it restores from %s",
-        trial, Path(path).name, Path(left.path).name if left else "the start",
+        trial, Path(latest.checkpoint.path).name if latest.checkpoint else "?",
+        Path(left.path).name if left else "the start",
     )  # fmt: skip
+    if replacement is not None and left is not None:
+        known = [
+            r
+            for r in manager._checkpoint_results
+            if r.checkpoint and r.checkpoint.path == left.path
+        ]
+        if known:  # one object per folder: Tune deletes each once
+            replacement = known[-1]
+        else:
+            manager._checkpoint_results.append(replacement)
     manager._latest_checkpoint_result = replacement
-    manager._checkpoint_results = [replacement] if replacement else []
 
 
 def restoring_from_what_is_left(restore: Callable[..., Any]) -> Callable[..., Any]:

@@ -142,3 +142,5 @@ def test_a_trial_whose_checkpoint_was_deleted_resumes_from_the_newest_one_left(t
     assert again.error is None and again.metrics["i"] == 5
     iterations = [json.loads(line)["i"] for line in (trial_dir / "result.json").open()]
     assert iterations == [1, 2, 3, 3, 4, 5]  # on from the second checkpoint
+    kept = sorted(p.name for p in trial_dir.glob("checkpoint_*"))
+    assert kept == ["checkpoint_000004", "checkpoint_000005"]  # older ones deleted, once
