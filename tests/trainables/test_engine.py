@@ -1,5 +1,7 @@
 """GANTrainer: every component trains, exact resume, divergence, evaluation."""
 
+import functools
+import hashlib
 import io
 import math
 import os
@@ -352,3 +354,91 @@ def test_a_trainer_given_threads_sets_torchs_threads():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+# ------------------------------------------------- today's engine, pinned bit for bit
+
+# Four steps of the engine as it was before packing and learning-rate schedules existed
+# (recorded at commit 02a8906): with pac = 1 and a constant schedule without warm-up a
+# run must stay the same run, so every recorded landscape row, exported champion and
+# checkpoint means what it meant. Each case pins the SHA-256 of G's, D's and G_ema's
+# weights and the training generator's state after 4 steps (exact), and the float64 sums
+# of the weights and the last losses (to 1e-5: these hold on any CPU).
+PINNED = {
+    "mlp-gp-ema-nc2": (
+        dict(TINY, penalty="gp", ema_decay=0.9, eval_every=2, n_critic=2),
+        "ded2719870229d56ab70967fb9c6ecbd4fa3bb9e925dfe3e8021a562e9f9f448",
+        {"G": 4.338860527379438, "D": -2.54810918669682, "G_ema": 4.334237901770393},
+        (10.750439643859863, 0.5806694030761719),
+    ),
+    "ragan-r1-rmsprop": (
+        dict(TINY, loss="ragan", penalty="r1", optimizer="rmsprop"),
+        "db61e452f859a0904186fc48964abe7110e33897e327fffa67e0f385e5eb819b",
+        {"G": 6.270960922993254, "D": -2.3500397662865},
+        (1.3637419939041138, 1.4294826984405518),
+    ),
+    "dcgan-ac-augment-dragan-sn": (
+        dict(TINY_IMAGES, conditional=True, augment="translation,color", penalty="dragan",
+             d_norm="spectral", g_norm="batch"),
+        "ddd5ec226c2d3ebc4b35d16f9bc179a1758f355c128a96acd0c2f926befc3daf",
+        {"G": 36.57099139429192, "D": -1.475862840165064},
+        (11.517484664916992, 2.9356284141540527),
+    ),
+    "resnet-wgan-gp-ln-sgd": (
+        dict(TINY_IMAGES, architecture="resnet", loss="wgan", penalty="gp", d_norm="layer",
+             optimizer="sgd", momentum=0.9, lr_g=0.01, lr_d=0.01),
+        "b05bc28ce1a875eb87788d4c738e10877fc90b1c0733995eabf0360ad20c25e6",
+        {"G": -129.06846975024655, "D": -4.163525247236976},
+        (158.19168090820312, 22.14165687561035),
+    ),
+}  # fmt: skip
+# Where the hashes were recorded: other builds of torch, or CPUs whose kernels round
+# differently, train the same run to within rounding, not bit for bit.
+PINNED_PLATFORM = ("2.14.1", "AVX512")
+THIS_PLATFORM = (torch.__version__.split("+")[0], torch.backends.cpu.get_cpu_capability())
+
+
+def _fingerprint(trainer: GANTrainer) -> tuple[str, dict[str, float]]:
+    """(SHA-256 of the weights of G, D, G_ema and of the training RNG's state, the float64
+    sum of each network's floating-point weights)."""
+    digest, sums = hashlib.sha256(), {}
+    for name in ("G", "D", "G_ema"):
+        net = getattr(trainer, name)
+        if net is None:
+            continue
+        state = net.state_dict()
+        sums[name] = 0.0
+        for key in sorted(state):
+            value = state[key].detach().cpu().contiguous()
+            digest.update(key.encode())
+            digest.update(value.numpy().tobytes())
+            if value.is_floating_point():
+                sums[name] += float(value.double().sum())
+    digest.update(trainer.rng.get_state().numpy().tobytes())
+    return digest.hexdigest(), sums
+
+
+@functools.cache
+def _four_steps(name: str) -> tuple[str, dict[str, float], tuple[float, float]]:
+    trainer = GANTrainer(PINNED[name][0])
+    for _ in range(4):
+        losses = trainer.train_step()
+    digest, sums = _fingerprint(trainer)
+    return digest, sums, (float(losses["loss_d"]), float(losses["loss_g"]))
+
+
+@pytest.mark.parametrize("name", sorted(PINNED))
+def test_four_steps_train_the_weights_todays_engine_trains(name):
+    _, sums, losses = _four_steps(name)
+    assert sums == pytest.approx(PINNED[name][2], rel=1e-5)
+    assert losses == pytest.approx(PINNED[name][3], rel=1e-5)
+
+
+@pytest.mark.skipif(
+    THIS_PLATFORM != PINNED_PLATFORM,
+    reason=f"the hashes were recorded with torch {PINNED_PLATFORM[0]} on {PINNED_PLATFORM[1]}",
+)
+@pytest.mark.parametrize("name", sorted(PINNED))
+def test_four_steps_are_bit_for_bit_todays_engine(name):
+    digest, _, _ = _four_steps(name)
+    assert digest == PINNED[name][1]
