@@ -38,10 +38,12 @@ from gansweep.trainables.config import TrialConfig
 from gansweep.trainables.data import load_dataset
 from gansweep.trainables.image_metrics import check_inception_weights
 from gansweep.trainables.losses import LOSSES
+from gansweep.trainables.metric_registry import LR_D_NOW, LR_G_NOW
 from gansweep.trainables.metrics import evaluate_samples, worst_metrics
 from gansweep.trainables.models import ARCHITECTURES, ModelSpec
-from gansweep.trainables.optimizers import OPTIMIZERS, OptimizerSettings, set_learning_rate
+from gansweep.trainables.optimizers import OPTIMIZERS, OptimizerSettings
 from gansweep.trainables.regularizers import PENALTIES, clip_weights_, ema_decay_at, ema_update_
+from gansweep.trainables.schedules import build_scheduler, position, rebase
 
 CHECKPOINT_FORMAT = 1
 EVAL_CHUNK = 1000  # generate evaluation samples in chunks to bound memory
@@ -132,6 +134,10 @@ class GANTrainer:
         build = OPTIMIZERS[cfg.optimizer]
         self.opt_g = build(self.G.parameters(), settings(cfg.lr_g, cfg.weight_decay_g))
         self.opt_d = build(self.D.parameters(), settings(cfg.lr_d, cfg.weight_decay_d))
+        # Stepped once per generator step, D's too: the schedule is over the run's steps.
+        schedule = (cfg.lr_schedule, cfg.steps, cfg.lr_warmup, cfg.lr_floor)
+        self.sched_g = build_scheduler(self.opt_g, *schedule)
+        self.sched_d = build_scheduler(self.opt_d, *schedule)
 
         self.loss = LOSSES[cfg.loss]
         self.penalty = PENALTIES.get(cfg.penalty)  # None for "none"
@@ -246,6 +252,8 @@ class GANTrainer:
         if self.G_ema is not None:
             decay = ema_decay_at(self.step, cfg.ema_decay, start=cfg.eval_every)
             ema_update_(self.G_ema, self.G, decay)
+        self.sched_g.step()
+        self.sched_d.step()
 
         self.step += 1
         losses = torch.stack([loss_d.detach(), loss_g.detach()]).double()
@@ -289,6 +297,10 @@ class GANTrainer:
             "step": float(self.step),
             "loss_d": float(losses[0]),
             "loss_g": float(losses[1]),
+            # The rates the schedules set for the next update (the configured ones when
+            # constant): recorded beside the curves, ranking nothing.
+            LR_G_NOW: float(self.sched_g.get_last_lr()[0]),
+            LR_D_NOW: float(self.sched_d.get_last_lr()[0]),
         }
         self._loss_sums.zero_()
         self._loss_count = 0
@@ -320,6 +332,8 @@ class GANTrainer:
             "generator_ema": None if self.G_ema is None else self.G_ema.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
+            "sched_g": self.sched_g.state_dict(),
+            "sched_d": self.sched_d.state_dict(),
             "rng": self.rng.get_state(),
             "rng_device": self.device.type,
         }
@@ -338,9 +352,16 @@ class GANTrainer:
             "generator": g.state_dict(),
         }
 
+    def set_learning_rates(self, lr_g: float, lr_d: float) -> None:
+        """New base rates of G and D, the schedules kept where they are: each rate
+        becomes its base times the schedule's factor at this step (PBT's perturbation)."""
+        rebase(self.sched_g, lr_g)
+        rebase(self.sched_d, lr_d)
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a state_dict(); the configured learning rates win over the saved ones,
-        so the config a trainer was built from is the one it trains with."""
+        so the config a trainer was built from is the one it trains with: its schedule
+        continues at the saved step, scaled to the configured base rates."""
         if state.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(
                 f"checkpoint format {state.get('format')!r} is not {CHECKPOINT_FORMAT}"
@@ -352,8 +373,12 @@ class GANTrainer:
             self.G_ema.load_state_dict(ema if ema is not None else state["generator"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
-        set_learning_rate(self.opt_g, self.config.lr_g)
-        set_learning_rate(self.opt_d, self.config.lr_d)
+        for scheduler, key in ((self.sched_g, "sched_g"), (self.sched_d, "sched_d")):
+            if key in state:
+                scheduler.load_state_dict(state[key])
+            else:  # saved before schedules existed, by a constant run: at its step
+                position(scheduler, int(state["step"]))
+        self.set_learning_rates(self.config.lr_g, self.config.lr_d)
         self._restore_rng(state["rng"], state.get("rng_device", "cpu"))
         self.step = int(state["step"])
         self._diverged = bool(state["diverged"])

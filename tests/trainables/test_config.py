@@ -86,6 +86,28 @@ def test_fields_that_only_make_sense_together_are_checked_together(values, fragm
     assert fragment in error_of(**values)
 
 
+@pytest.mark.parametrize(
+    ("values", "fragment"),
+    [
+        (dict(lr_schedule="step"), "unknown lr_schedule 'step'; valid: constant, linear, cosine"),
+        (dict(lr_floor=1.5), "lr_floor: Input should be less than or equal to 1 (got 1.5)"),
+        (dict(lr_warmup=-1), "lr_warmup: Input should be greater than or equal to 0 (got -1)"),
+    ],
+)
+def test_schedules_refuse_values_out_of_range(values, fragment):
+    assert fragment in error_of(**values)
+
+
+def test_every_schedule_is_a_valid_choice():
+    from gansweep.trainables.schedules import LR_SCHEDULES
+
+    for schedule in LR_SCHEDULES:
+        TrialConfig(lr_schedule=schedule, lr_floor=0.1, lr_warmup=100)
+    # The defaults are today's engine: the configured rates throughout.
+    cfg = TrialConfig()
+    assert (cfg.lr_schedule, cfg.lr_warmup) == ("constant", 0)
+
+
 def test_combination_names_the_study_axes():
     assert TrialConfig(loss="wgan", penalty="gp").combination == "wgan-gp-adam"
     assert TrialConfig(d_norm="spectral", optimizer="sgd").combination == "ns-sn-sgd"
@@ -96,6 +118,12 @@ def test_combination_names_the_study_axes():
                     augment="translation,cutout", g_norm="batch").combination
         == "hinge-r1-gbn-adam-nc2-ac-aug_translation+cutout"
     )  # fmt: skip
+    assert (
+        TrialConfig(lr_schedule="cosine", lr_warmup=100, n_critic=3).combination
+        == "ns-adam-nc3-lr_cosine-wu100"
+    )
+    # lr_floor is tuned, not chosen: the trial's param, not its name
+    assert TrialConfig(lr_schedule="linear", lr_floor=0.1).combination == "ns-adam-lr_linear"
 
 
 @pytest.mark.parametrize("space_name", sorted(BUILTIN_SPACES))

@@ -109,6 +109,18 @@ CONFIGS_FOR_RESUME = {
         lr_g=0.01,
         lr_d=0.01,
     ),
+    "mlp-cosine-warmup-gp": dict(
+        TINY, penalty="gp", lr_schedule="cosine", lr_warmup=2, lr_floor=0.1
+    ),
+    "dcgan-acgan-linear-augment": dict(
+        TINY_IMAGES,
+        conditional=True,
+        augment="translation,color",
+        penalty="r1",
+        lr_schedule="linear",
+        lr_floor=0.2,
+        n_critic=2,
+    ),  # fmt: skip
 }
 
 
@@ -142,6 +154,99 @@ def test_restore_applies_the_configured_learning_rates():
     new.load_state_dict(roundtrip(old.state_dict()))
     assert new.opt_g.param_groups[0]["lr"] == 5e-4
     assert new.opt_d.param_groups[0]["lr"] == 2e-4
+
+
+SCHEDULED = dict(TINY, steps=8, lr_schedule="cosine", lr_warmup=2, lr_floor=0.1)
+
+
+def rates(trainer: GANTrainer) -> tuple[float, float]:
+    return trainer.opt_g.param_groups[0]["lr"], trainer.opt_d.param_groups[0]["lr"]
+
+
+def test_a_schedule_continues_exactly_across_a_checkpoint_file(tmp_path):
+    """8 steps straight == 4 steps, trial.pt, a fresh trainer, 4 steps: the same weights
+    and the same learning rate at every step."""
+    from gansweep.trainables.checkpoint import load_trial_checkpoint, save_trial_checkpoint
+    from gansweep.trainables.schedules import lr_factor
+
+    straight = GANTrainer(SCHEDULED)
+    seen = []
+    for _ in range(8):
+        seen.append(rates(straight))
+        straight.train_step()
+    factors = [lr_factor("cosine", s, 8, 2, 0.1) for s in range(8)]
+    assert seen == [(1e-3 * f, 1e-3 * f) for f in factors]  # the schedule, exactly
+
+    first = GANTrainer(SCHEDULED)
+    for _ in range(4):
+        first.train_step()
+    save_trial_checkpoint(tmp_path, first, "run", {"step": 4})
+    resumed = GANTrainer(SCHEDULED)
+    resumed.load_state_dict(load_trial_checkpoint(tmp_path)["trainer"])  # weights_only
+    again = []
+    for _ in range(4):
+        again.append(rates(resumed))
+        resumed.train_step()
+    assert again == seen[4:]
+    assert rates(resumed) == rates(straight)
+    assert_states_equal(straight.state_dict(), resumed.state_dict())
+
+
+def test_a_checkpoint_saved_before_schedules_existed_loads_as_constant():
+    """Such a checkpoint has no scheduler state (and its optimizers no initial_lr): its
+    run was constant, and it continues bit for bit as a constant run does."""
+    straight = GANTrainer(TINY)
+    for _ in range(5):
+        straight.train_step()
+    first = GANTrainer(TINY)
+    for _ in range(2):
+        first.train_step()
+    old = roundtrip(first.state_dict())
+    del old["sched_g"], old["sched_d"]
+    for key in ("opt_g", "opt_d"):
+        for group in old[key]["param_groups"]:
+            del group["initial_lr"]
+    resumed = GANTrainer(TINY)
+    resumed.load_state_dict(old)
+    assert resumed.sched_g.last_epoch == resumed.sched_d.last_epoch == 2
+    assert rates(resumed) == (1e-3, 1e-3)
+    for _ in range(3):
+        resumed.train_step()
+    assert_states_equal(straight.state_dict(), resumed.state_dict())
+
+
+def test_new_base_rates_rescale_the_schedule_where_it_stands():
+    """PBT's perturbation: the schedule multiplies the base rate, so a new base keeps its
+    shape and its position; a restore applies the configured base the same way."""
+    from gansweep.trainables.schedules import lr_factor
+
+    trainer = GANTrainer(SCHEDULED)
+    for _ in range(3):
+        trainer.train_step()
+    trainer.set_learning_rates(2e-3, 5e-4)
+    for step in range(3, 8):
+        factor = lr_factor("cosine", step, 8, 2, 0.1)
+        assert rates(trainer) == (2e-3 * factor, 5e-4 * factor)
+        trainer.train_step()
+    restored = GANTrainer(dict(SCHEDULED, lr_g=4e-3))
+    restored.load_state_dict(roundtrip(trainer.state_dict()))
+    assert rates(restored) == (4e-3 * lr_factor("cosine", 8, 8, 2, 0.1), 1e-3 * 0.1)
+
+
+def test_evaluations_report_the_learning_rates_in_force():
+    trainer = GANTrainer(dict(SCHEDULED, eval_every=4, lr_d=2e-3))
+    evaluations = list(trainer.evaluations())
+    assert [(m["lr_g_now"], m["lr_d_now"]) for m in evaluations] == [
+        (1e-3 * f, 2e-3 * f) for f in (lr_factor_at(4), lr_factor_at(8))
+    ]
+    constant = GANTrainer(TINY).evaluate()
+    assert (constant["lr_g_now"], constant["lr_d_now"]) == (1e-3, 1e-3)
+
+
+def lr_factor_at(step: int) -> float:
+    from gansweep.trainables.schedules import lr_factor
+
+    return lr_factor("cosine", step, 8, 2, 0.1)
 
 
 def test_checkpoint_of_another_format_is_refused():
@@ -301,8 +406,9 @@ def step_counters(trainer: GANTrainer) -> list[torch.Tensor]:
     "config",
     [dict(TINY, penalty="gp", ema_decay=0.99, n_critic=2),
      dict(TINY_IMAGES, conditional=True, penalty="dragan", augment="translation"),
-     dict(TINY, loss="ragan", penalty="r1", weight_clip=0.01)],
-    ids=["mlp-gp-ema", "dcgan-ac-dragan-augment", "relativistic-r1-clip"],
+     dict(TINY, loss="ragan", penalty="r1", weight_clip=0.01),
+     dict(TINY, penalty="gp", lr_schedule="cosine", lr_warmup=2)],
+    ids=["mlp-gp-ema", "dcgan-ac-dragan-augment", "relativistic-r1-clip", "gp-cosine"],
 )  # fmt: skip
 def test_a_training_step_never_reads_a_value_back_to_the_host(config):
     trainer = GANTrainer(config)
