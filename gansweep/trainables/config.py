@@ -46,6 +46,7 @@ CHOICES: dict[str, Any] = {
     "d_norm": D_NORMS,
     "lr_schedule": LR_SCHEDULES,
 }
+MAX_PAC = 4  # PacGAN's table stops at 4: D's input grows with it, its gain did not
 
 
 class ConfigError(ValueError):
@@ -120,6 +121,9 @@ class TrialConfig(BaseModel):
     )
     n_critic: int = Field(1, ge=1, le=100, description="D steps per G step.")
     batch_size: int = Field(256, ge=1, le=65536, description="Samples per batch (G and D).")
+    pac: int = Field(
+        1, ge=1, le=MAX_PAC, description="Packing (PacGAN): D judges this many samples at once."
+    )
 
     # --- conditioning (AC-GAN)
     conditional: bool = Field(
@@ -203,6 +207,13 @@ class TrialConfig(BaseModel):
                     f"architecture {self.architecture!r} takes image_size in "
                     f"{', '.join(map(str, arch.image_sizes))}, not {self.image_size}"
                 )
+        if self.batch_size % self.pac:
+            pacs = [str(m) for m in range(1, MAX_PAC + 1) if self.batch_size % m == 0]
+            raise ValueError(
+                f"pac {self.pac} does not divide batch_size {self.batch_size} (D judges "
+                f"packs of pac samples); valid pac for this batch_size: "
+                f"{', '.join(pacs)}, or a batch_size that is a multiple of {self.pac}"
+            )
         if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
             raise ValueError("nesterov=True needs optimizer 'sgd' with momentum > 0")
         if self.d_norm == "batch" and self.penalty != "none":
@@ -226,10 +237,10 @@ class TrialConfig(BaseModel):
     @property
     def combination(self) -> str:
         """The study's axes in one short name, e.g. ``wgan-gp-adam`` or
-        ``hinge-r1-sn-adam-lr_cosine-ac-aug_translation+cutout``.
+        ``hinge-r1-sn-adam-pac2-lr_cosine-ac-aug_translation+cutout``.
 
         Every component a space can search is in it (loss, penalty, weight clipping, D
-        and G normalization, optimizer, D steps per G step, the learning-rate
+        and G normalization, optimizer, D steps per G step, packing, the learning-rate
         schedule and its warm-up, AC-GAN conditioning, the augmentations), each only
         where it is not the default, so two configs that differ in a component never
         share a name. Numbers that are tuned rather than chosen (learning rates and
@@ -248,6 +259,8 @@ class TrialConfig(BaseModel):
         parts.append(self.optimizer)
         if self.n_critic > 1:
             parts.append(f"nc{self.n_critic}")
+        if self.pac > 1:
+            parts.append(f"pac{self.pac}")
         if self.lr_schedule != "constant":
             parts.append(f"lr_{self.lr_schedule}")
         if self.lr_warmup > 0:

@@ -42,6 +42,7 @@ from gansweep.trainables.metric_registry import LR_D_NOW, LR_G_NOW
 from gansweep.trainables.metrics import evaluate_samples, worst_metrics
 from gansweep.trainables.models import ARCHITECTURES, ModelSpec
 from gansweep.trainables.optimizers import OPTIMIZERS, OptimizerSettings
+from gansweep.trainables.packing import pack, packed_spec, unpack_class_logits
 from gansweep.trainables.regularizers import PENALTIES, clip_weights_, ema_decay_at, ema_update_
 from gansweep.trainables.schedules import build_scheduler, position, rebase
 
@@ -120,7 +121,8 @@ class GANTrainer:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(init_seed)
             self.G = arch.generator(spec).to(self.device)
-            self.D = arch.discriminator(spec).to(self.device)
+            # D judges packs of cfg.pac samples (PacGAN); G makes single samples.
+            self.D = arch.discriminator(packed_spec(spec, cfg.pac)).to(self.device)
         self.G_ema = None
         if cfg.ema_decay > 0:
             self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
@@ -192,12 +194,22 @@ class GANTrainer:
         return z, labels
 
     def _discriminate(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
-        """D on augmented inputs: (logits [B], class_logits [B, K] | None)."""
-        return self.D(augment(x, self.policy, self.rng) if self.policy else x)
+        """D on augmented, packed inputs: x [B, ...] -> (logits [B / pac], class_logits
+        [B, K] | None: each sample's, read off its pack).
 
-    def _critic(self, x: Tensor) -> Tensor:
-        """D's adversarial logits on raw inputs, the function the penalties constrain."""
-        return self.D(x)[0]
+        Each sample is augmented on its own before packing: the augmentations draw per
+        sample and read a sample's channels together (color), so a pack's samples must
+        not be one image to them."""
+        pac = self.config.pac
+        logits, class_logits = self.D(pack(augment(x, self.policy, self.rng), pac))
+        if class_logits is not None:
+            class_logits = unpack_class_logits(class_logits, pac)
+        return logits, class_logits
+
+    def _critic(self, packs: Tensor) -> Tensor:
+        """D's adversarial logits on raw packs [B / pac, pac * C, ...] -> [B / pac]: the
+        function the penalties constrain (PacGAN's penalties act on packs)."""
+        return self.D(packs)[0]
 
     def train_step(self) -> dict[str, Tensor]:
         """One generator update after n_critic discriminator updates.
@@ -228,7 +240,7 @@ class GANTrainer:
                 )
             if self.penalty is not None:
                 loss_d = loss_d + cfg.penalty_weight * self.penalty(
-                    self._critic, real, fake, self.rng
+                    self._critic, pack(real, cfg.pac), pack(fake, cfg.pac), self.rng
                 )
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()

@@ -10,10 +10,11 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from gansweep.trainables.config import TrialConfig
+from gansweep.trainables.config import MAX_PAC, TrialConfig
 from gansweep.trainables.engine import GANTrainer, default_threads
 from gansweep.trainables.losses import LOSSES
 from gansweep.trainables.metrics import DIVERGED_DISTANCE
+from gansweep.trainables.models import ARCHITECTURES
 from gansweep.trainables.optimizers import OPTIMIZERS
 from gansweep.trainables.regularizers import D_NORMS, PENALTIES
 
@@ -48,12 +49,81 @@ def roundtrip(state):
 
 @pytest.mark.parametrize("loss", sorted(LOSSES))
 @pytest.mark.parametrize("penalty", ["none", *sorted(PENALTIES)])
-def test_every_loss_and_penalty_trains(loss, penalty):
-    trainer = GANTrainer(dict(TINY, loss=loss, penalty=penalty))
+@pytest.mark.parametrize("pac", [1, MAX_PAC])
+def test_every_loss_and_penalty_trains(loss, penalty, pac):
+    trainer = GANTrainer(dict(TINY, loss=loss, penalty=penalty, pac=pac))
     before = [p.clone() for p in trainer.G.parameters()]
     losses = trainer.train_step()
     assert math.isfinite(losses["loss_d"]) and math.isfinite(losses["loss_g"])
     assert any(not torch.equal(b, p) for b, p in zip(before, trainer.G.parameters(), strict=True))
+
+
+PACKS = 4  # D's batch in the packing tests: 4 packs of pac samples
+
+
+def packing_config(architecture: str, pac: int) -> dict:
+    """A tiny run of `architecture` at `pac`: on ring8 where it takes vectors, else on
+    digits, conditional (AC-GAN: D also classifies every sample of a pack)."""
+    if "vector" in ARCHITECTURES[architecture].kinds:
+        return dict(TINY, architecture=architecture, pac=pac, batch_size=PACKS * pac)
+    return dict(TINY_IMAGES, architecture=architecture, pac=pac, batch_size=PACKS * pac,
+                conditional=True)  # fmt: skip
+
+
+def d_inputs(trainer: GANTrainer) -> list[tuple[int, ...]]:
+    """The shapes D is called on from now on (a forward pre-hook)."""
+    shapes: list[tuple[int, ...]] = []
+    trainer.D.register_forward_pre_hook(lambda _, args: shapes.append(tuple(args[0].shape)))
+    return shapes
+
+
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+@pytest.mark.parametrize("pac", range(2, MAX_PAC + 1))
+def test_every_architecture_trains_on_packs(architecture, pac):
+    """D sees nothing but packs of pac samples, concatenated along the features (vectors)
+    or the channels (images); G's samples, trained and evaluated, stay single."""
+    trainer = GANTrainer(packing_config(architecture, pac))
+    shape = trainer.data.shape
+    seen = d_inputs(trainer)
+    before = [p.clone() for p in trainer.G.parameters()]
+    for _ in range(2):
+        losses = trainer.train_step()
+    assert math.isfinite(losses["loss_d"]) and math.isfinite(losses["loss_g"])
+    assert any(not torch.equal(b, p) for b, p in zip(before, trainer.G.parameters(), strict=True))
+    assert set(seen) == {(PACKS, pac * shape[0], *shape[1:])}
+    samples, _ = trainer.generate(10)
+    assert samples.shape == (10, *shape)
+
+
+@pytest.mark.parametrize("penalty", sorted(PENALTIES))
+@pytest.mark.parametrize("pac", range(2, MAX_PAC + 1))
+def test_every_penalty_acts_on_packs(penalty, pac):
+    """As in PacGAN's code: the penalty's interpolates (or perturbed reals) are packs, and
+    its gradient is D's with respect to a whole pack."""
+    trainer = GANTrainer(dict(TINY, penalty=penalty, pac=pac, batch_size=PACKS * pac))
+    calls = []
+
+    def spy(critic, real, fake, rng):
+        calls.append((real.shape, fake.shape))
+        value = PENALTIES[penalty](critic, real, fake, rng)
+        assert value.shape == () and torch.isfinite(value)
+        return value
+
+    trainer.penalty = spy
+    trainer.train_step()
+    assert calls == [((PACKS, 2 * pac), (PACKS, 2 * pac))]
+
+
+def test_pac_1_and_pac_2_are_different_runs_of_the_same_data():
+    """A check that the axis does something: the same seed, the same batches, packed or
+    not, gives different discriminators (of different input widths) and generators."""
+    one, two = GANTrainer(dict(TINY, pac=1)), GANTrainer(dict(TINY, pac=2))
+    assert next(one.D.parameters()).shape[1] == 2 and next(two.D.parameters()).shape[1] == 4
+    for _ in range(3):
+        one.train_step()
+        two.train_step()
+    g_one, g_two = one.generate(50)[0], two.generate(50)[0]
+    assert g_one.shape == g_two.shape and not torch.equal(g_one, g_two)
 
 
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
@@ -109,12 +179,13 @@ CONFIGS_FOR_RESUME = {
         lr_g=0.01,
         lr_d=0.01,
     ),
-    "mlp-cosine-warmup-gp": dict(
-        TINY, penalty="gp", lr_schedule="cosine", lr_warmup=2, lr_floor=0.1
+    "mlp-pac4-cosine-warmup-gp": dict(
+        TINY, pac=4, penalty="gp", lr_schedule="cosine", lr_warmup=2, lr_floor=0.1
     ),
-    "dcgan-acgan-linear-augment": dict(
+    "dcgan-acgan-pac2-linear-augment": dict(
         TINY_IMAGES,
         conditional=True,
+        pac=2,
         augment="translation,color",
         penalty="r1",
         lr_schedule="linear",
@@ -407,8 +478,8 @@ def step_counters(trainer: GANTrainer) -> list[torch.Tensor]:
     [dict(TINY, penalty="gp", ema_decay=0.99, n_critic=2),
      dict(TINY_IMAGES, conditional=True, penalty="dragan", augment="translation"),
      dict(TINY, loss="ragan", penalty="r1", weight_clip=0.01),
-     dict(TINY, penalty="gp", lr_schedule="cosine", lr_warmup=2)],
-    ids=["mlp-gp-ema", "dcgan-ac-dragan-augment", "relativistic-r1-clip", "gp-cosine"],
+     dict(TINY, pac=4, penalty="gp", lr_schedule="cosine", lr_warmup=2)],
+    ids=["mlp-gp-ema", "dcgan-ac-dragan-augment", "relativistic-r1-clip", "pac4-gp-cosine"],
 )  # fmt: skip
 def test_a_training_step_never_reads_a_value_back_to_the_host(config):
     trainer = GANTrainer(config)
