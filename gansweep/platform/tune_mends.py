@@ -6,16 +6,17 @@ were found by benchmarks/soak.py.
 more than one task in flight on it, Ray reports the actor's death once per task:
 TuneController._schedule_trial_task's _on_error passes on the failure of an actor it has
 already cleaned up. The first report recovers the trial: it goes back to PENDING, to
-restart from its last checkpoint on a new actor. A later report of the same death
-reaches _process_trial_failure for a trial that is recovering already, which ends it as
-ERROR, whatever --max-failures allows: one of 648 trials was lost this way after one
-worker kill.
+restart from its last checkpoint on a new (or a reused) actor. A later report reaches
+_process_trial_failure for a trial that is PENDING, which ends it as ERROR, whatever
+--max-failures allows: one of 648 trials was lost this way after one worker kill.
 
-The mend lets each actor's death reach a trial once: a RayActorError whose actor id was
-already reported for that trial is logged and dropped. Every other failure passes as
-Ray sends it, so a trial whose new actor dies (a new id) fails and recovers as usual.
-(An earlier mend dropped any actor death reported for a PENDING trial; a soak then left
-one trial PENDING for good. This one keys on the dead actor itself.)
+The mend treats an actor's death reported for a PENDING trial as Ray's own
+_actor_failed treats the death of a pending trial's new actor: the trial is unstaged
+and set RUNNING first, so that _process_trial_failure recovers it once more (stopping
+the actor it was about to get, and counting one more failure against --max-failures)
+instead of ending it. Two mends that dropped such a report instead were tried, and each
+left a trial PENDING for good in a full soak: the report's handling stops the actor
+the trial was about to get, and the recovery needs that.
 
 2. A restore from a deleted checkpoint. Tune deletes a trial's older checkpoints as new
 ones arrive (CheckpointConfig.num_to_keep), and forces a save of the experiment state
@@ -45,21 +46,20 @@ from ray.tune.experiment import Trial
 log = logging.getLogger(__name__)
 
 
-def each_death_once(report: Callable[..., Any]) -> Callable[..., Any]:
-    """TuneController._trial_task_failure, without repeated reports of one death."""
+def recovering_pending_trials(report: Callable[..., Any]) -> Callable[..., Any]:
+    """TuneController._trial_task_failure, recovering a PENDING trial from an actor's
+    death instead of ending it."""
     if getattr(report, "mended", False):
         return report
 
     @functools.wraps(report)
     def mended(controller: Any, trial: Trial, exception: Exception) -> Any:
-        actor_id = getattr(exception, "actor_id", None)
-        if isinstance(exception, RayActorError) and actor_id:
-            # Kept on the controller: it lives as long as the experiment it runs.
-            seen = controller.__dict__.setdefault("_gansweep_deaths", set())
-            if (trial.trial_id, actor_id) in seen:
-                log.info("trial %s: the death of actor %s reported again", trial, actor_id)
-                return None
-            seen.add((trial.trial_id, actor_id))
+        if trial.status == Trial.PENDING and isinstance(exception, RayActorError):
+            log.warning("trial %s: an actor's death reported while it recovers: again", trial)
+            controller._resetting_trials.discard(trial)  # a reused actor's reset is moot
+            if trial in controller._staged_trials:
+                controller._unstage_trial_with_resources(trial)
+            controller._set_trial_status(trial, Trial.RUNNING)
         return report(controller, trial, exception)
 
     mended.mended = True  # type: ignore[attr-defined]
@@ -147,7 +147,7 @@ def restoring_from_what_is_left(restore: Callable[..., Any]) -> Callable[..., An
 
 def mend_tune() -> None:
     """Apply the mends (once; safe to call again)."""
-    TuneController._trial_task_failure = each_death_once(  # type: ignore[method-assign]
+    TuneController._trial_task_failure = recovering_pending_trials(  # type: ignore[method-assign]
         TuneController._trial_task_failure
     )
     TuneController._restore_trials = restoring_from_what_is_left(  # type: ignore[method-assign]
