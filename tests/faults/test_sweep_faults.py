@@ -44,6 +44,7 @@ from typer.testing import CliRunner
 
 from gansweep.platform.cli import app
 from gansweep.platform.sweep import space_of
+from gansweep.platform.tune_glue import LOST_TRIAL_ATTR
 from gansweep.records import run_format
 from gansweep.records.manifest import Manifest
 from gansweep.records.run_format import REPLICA_KEY
@@ -91,9 +92,10 @@ def resume_and_check(
     assert [t.status for t in trials] == ["TERMINATED"] * samples
     assert [t.last_result["step"] for t in trials] == [planned[-1]] * samples
 
-    # Optuna: one COMPLETE trial per Tune trial, with its params and final value; the
-    # trials completed before the kill kept their values; the only others are trials
-    # RUNNING at the kill that no Tune trial continued, marked FAIL.
+    # Optuna: one COMPLETE trial per Tune trial, with its params and final value, and no
+    # other trial; the trials completed before the kill kept their values; a trial
+    # RUNNING at the kill that no Tune trial continued went back to the queue (marked
+    # with LOST_TRIAL_ATTR) and was run again under its own number.
     after = optuna_trials(manifest)
     print("after resume: Optuna", {t.number: (t.state.name, t.value) for t in after})
     complete = [t for t in after if t.state.name == "COMPLETE"]
@@ -109,9 +111,9 @@ def resume_and_check(
         if trial.state.name == "COMPLETE":
             assert after[number].state.name == "COMPLETE"
             assert after[number].value == pytest.approx(trial.value)
-    failed = {t.number: t.state.name for t in after if t.state.name != "COMPLETE"}
-    assert set(failed.values()) <= {"FAIL"}, failed
-    assert {optuna_before[n].state.name for n in failed} <= {"RUNNING"}, failed
+    assert len(after) == len(complete) == samples
+    requeued = {t.number: t for t in after if t.user_attrs.get(LOST_TRIAL_ATTR)}
+    assert {optuna_before[n].state.name for n in requeued} <= {"RUNNING"}, requeued
 
     # MLflow: the same parent run, finished; one finished child run per Tune trial with
     # every evaluation step once.
@@ -127,7 +129,7 @@ def resume_and_check(
     for trial_id in tune_ids:
         check_trial_run(manifest, grouped[trial_id], planned)
     # A lost trial's child run (if it got one) is deleted, so that it counts nowhere, and
-    # belongs to one of the FAIL Optuna trials.
+    # belongs to one of the requeued Optuna trials.
     assert grouped.keys() == tune_ids
     lost = client.search_runs(
         [manifest.experiment_id],
@@ -137,9 +139,9 @@ def resume_and_check(
     print("lost trials' child runs:", {r.info.run_name: r.info.status for r in lost})
     assert [r.info.status for r in lost] == ["KILLED"] * len(lost)
     assert not {r.data.tags[run_format.TAG_TRIAL_ID] for r in lost} & tune_ids
-    failed_params = {n: {k: str(v) for k, v in after[n].params.items()} for n in failed}
+    requeued_params = {n: {k: str(v) for k, v in t.params.items()} for n, t in requeued.items()}
     matches = [
-        [n for n, params in failed_params.items() if params.items() <= r.data.params.items()]
+        [n for n, params in requeued_params.items() if params.items() <= r.data.params.items()]
         for r in lost
     ]
     assert [len(m) for m in matches] == [1] * len(lost), matches
@@ -199,8 +201,9 @@ def test_a_trial_started_after_the_last_snapshot_is_deleted_on_resume(sweeps, tm
     before Tune saved that trial in its experiment state (it saves every 10 s or every
     other trial checkpoint), so the resumed experiment does not know the trial.
     Must survive: the resume still ends every planned trial exactly once; the lost
-    trial's Optuna trial is FAIL and its MLflow child run deleted (KILLED, in MLflow's
-    deleted runs), so that the sweep counts exactly the trials asked for."""
+    trial's Optuna trial goes back to the queue and runs again under its own number, and
+    its MLflow child run is deleted (KILLED, in MLflow's deleted runs), so that the sweep
+    counts exactly the trials asked for."""
     name, samples, steps, eval_every = "lost", 3, 600, 100
     planned = planned_steps(steps, eval_every)
     sweep_dir = tmp_path / "sweeps" / name
@@ -230,8 +233,8 @@ def test_a_trial_started_after_the_last_snapshot_is_deleted_on_resume(sweeps, tm
 
     lost = resume_and_check(sweeps, manifest, optuna_before, samples, planned)
     assert sorted(r.data.tags[run_format.TAG_TRIAL_ID] for r in lost) == sorted(unknown)
-    failed = [t for t in optuna_trials(manifest) if t.state.name == "FAIL"]
-    assert len(failed) == len(unknown)
+    requeued = [t for t in optuna_trials(manifest) if t.user_attrs.get(LOST_TRIAL_ATTR)]
+    assert len(requeued) == len(unknown)
 
 
 @pytest.mark.slow
