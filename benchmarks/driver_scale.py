@@ -33,10 +33,12 @@ One JSON line per run, with:
   100 suggests around trial 100, 1,000 and 2,000;
 - view_polls, view_poll_p50_ms, view_cpu_share: the live view's reads of the records (the
   same timing), and the share of one core they took over the search;
+- in_flight_max, in_flight_mean: trial runs open at once (MLflow's start and end times);
 - lost (trials without an ended MLflow run), duplicates (runs beyond one per trial id),
   failed (runs that ended failed), study_unfinished (Optuna trials neither COMPLETE nor
   PRUNED);
-- mlflow_calls, mlflow_calls_per_s, mlflow_errors (responses >= 400) and
+- mlflow_calls, mlflow_calls_per_s, mlflow_errors (responses >= 500), mlflow_4xx (by
+  endpoint: MLflow answers a lookup of a new experiment 404 by design) and
   mlflow_calls_by_endpoint during the sweep, from the server's access log (postgres
   only: the embedded store has no server to count at, null there); retries: the
   "tracking call failed" warnings of the driver and of the trials (driver.log, with
@@ -301,6 +303,24 @@ class RunRecord:
     trial_id: str
     status: str  # MLflow's: RUNNING, FINISHED, FAILED, KILLED
     outcome: str  # gansweep.status ("" while running)
+    start_ms: int = 0
+    end_ms: int | None = None
+
+
+def runs_in_flight(runs: Sequence[RunRecord]) -> dict[str, float | None]:
+    """How many trial runs were open at once: the most, and the mean over the time from
+    the first run's start to the last one's end (what the trials really overlapped)."""
+    ended = [r for r in runs if r.end_ms]
+    events = sorted([(r.start_ms, 1) for r in ended] + [(r.end_ms or 0, -1) for r in ended])
+    if not events or events[-1][0] <= events[0][0]:
+        return {"in_flight_max": None, "in_flight_mean": None}
+    open_now = most = 0
+    area, last = 0.0, events[0][0]
+    for at, change in events:
+        area += open_now * (at - last)
+        open_now, last = open_now + change, at
+        most = max(most, open_now)
+    return {"in_flight_max": most, "in_flight_mean": round(area / (last - events[0][0]), 1)}
 
 
 def lost_and_duplicates(runs: Sequence[RunRecord], trials: int) -> dict[str, int]:
@@ -323,7 +343,13 @@ def read_runs(work: Path) -> list[RunRecord]:
 
     manifest = Manifest.load(work / "sweeps", NAME)
     return [
-        RunRecord(r.data.tags.get(TAG_TRIAL_ID, ""), r.info.status, r.data.tags.get(TAG_STATUS, ""))
+        RunRecord(
+            r.data.tags.get(TAG_TRIAL_ID, ""),
+            r.info.status,
+            r.data.tags.get(TAG_STATUS, ""),
+            r.info.start_time,
+            r.info.end_time,
+        )  # fmt: skip
         for r in child_runs(manifest.tracking_uri, manifest.experiment_id, manifest.parent_run_id)
     ]
 
@@ -347,13 +373,21 @@ def server_calls(log: Path, start: int, end: int, seconds: float) -> dict[str, A
         f.seek(start)
         text = f.read(end - start).decode(errors="replace")
     hits = [m for m in (ACCESS.search(line) for line in text.splitlines()) if m]
-    by_path = Counter(m["path"].split("?")[0].removeprefix("/api/2.0/mlflow/") for m in hits)
+    by_path = Counter(_endpoint(m) for m in hits)
     return {
         "mlflow_calls": len(hits),
         "mlflow_calls_per_s": round(len(hits) / seconds, 1) if seconds else None,
-        "mlflow_errors": sum(1 for m in hits if int(m["code"]) >= 400),
+        "mlflow_errors": sum(1 for m in hits if int(m["code"]) >= 500),
+        # MLflow answers some lookups 404 by design (get-by-name of a new experiment).
+        "mlflow_4xx": dict(
+            Counter(f"{_endpoint(m)} {m['code']}" for m in hits if 400 <= int(m["code"]) < 500)
+        ),
         "mlflow_calls_by_endpoint": dict(by_path.most_common(8)),
     }
+
+
+def _endpoint(hit: re.Match[str]) -> str:
+    return hit["path"].split("?")[0].removeprefix("/api/2.0/mlflow/")
 
 
 def retries(driver_log: Path) -> dict[str, int]:
@@ -485,7 +519,7 @@ def run_one(store: str, trials: int, opts: argparse.Namespace, folder: Path) -> 
             if server
             else {
                 "mlflow_calls": None, "mlflow_calls_per_s": None, "mlflow_errors": None,
-                "mlflow_calls_by_endpoint": None,
+                "mlflow_4xx": None, "mlflow_calls_by_endpoint": None,
             }
         )  # fmt: skip
         # The commands a user runs on the finished sweep, while its stores still run.
@@ -498,7 +532,8 @@ def run_one(store: str, trials: int, opts: argparse.Namespace, folder: Path) -> 
             "export_s": timed(gansweep("export", NAME, *storage), work, command_env, log),
             "report_s": timed(gansweep("report", NAME, *storage), work, command_env, log),
         }
-        records = lost_and_duplicates(read_runs(work), trials)
+        runs = read_runs(work)
+        records = {**lost_and_duplicates(runs, trials), **runs_in_flight(runs)}
         study = study_unfinished(work)
     calls_file = work / "sweeps" / NAME / "profile_calls.jsonl"
     calls = (

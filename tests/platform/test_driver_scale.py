@@ -33,6 +33,16 @@ def test_lost_and_duplicate_runs_are_counted():
     }  # fmt: skip
 
 
+def test_trials_in_flight_are_read_from_the_runs_start_and_end():
+    # Two runs over 0..10 s, a third over 5..10 s: 3 at most, 2.5 on average.
+    runs = [
+        ds.RunRecord("a", "FINISHED", "finished", 0, 10_000),
+        ds.RunRecord("b", "FINISHED", "finished", 0, 10_000),
+        ds.RunRecord("c", "FINISHED", "finished", 5_000, 10_000),
+    ]
+    assert ds.runs_in_flight(runs) == {"in_flight_max": 3, "in_flight_mean": 2.5}
+
+
 def test_suggest_latency_and_driver_cpu_are_read_around_each_mark():
     # 300 suggests, one a second; suggest n takes n ms; the driver's CPU clock runs at
     # 0.5 s per second: 0.5 CPU s per trial everywhere.
@@ -74,7 +84,8 @@ def test_the_mlflow_servers_access_log_is_counted(tmp_path):
     log.write_text(before + during)
     calls = ds.server_calls(log, len(before), len(before) + len(during), seconds=2.0)
     assert calls == {
-        "mlflow_calls": 3, "mlflow_calls_per_s": 1.5, "mlflow_errors": 2,
+        "mlflow_calls": 3, "mlflow_calls_per_s": 1.5, "mlflow_errors": 1,
+        "mlflow_4xx": {"runs/get 404": 1},
         "mlflow_calls_by_endpoint": {"runs/log-batch": 2, "runs/get": 1},
     }  # fmt: skip
 
@@ -93,7 +104,7 @@ def test_the_quick_run_prints_every_figure_and_loses_no_run(tmp_path):
     assert (result["store"], result["trials"], result["in_flight"]) == ("sqlite", 200, 32)
     assert result["runs"] == 200 and result["study_trials"] == 200
     assert (result["lost"], result["duplicates"], result["study_unfinished"]) == (0, 0, 0)
-    assert result["suggests"] == 200
+    assert result["suggests"] == 200 and result["in_flight_max"] >= 32
     for key in ("completions_per_min", "driver_cpu_s_per_trial", "suggest_p99_ms"):
         assert result[key] > 0, key
     for key in ("ls_s", "status_s", "export_s", "report_s"):
