@@ -46,7 +46,8 @@ One JSON line per run, with:
 - cpu_s_by_process: CPU seconds over the sweep of the driver, the trial workers, Ray's
   own processes, the MLflow server and PostgreSQL (psutil, sampled every second: a
   process that ended between two samples loses under a second), and peak_rss_gb of all
-  of them together;
+  of them together; machine_busy_cpu_s (all cores, /proc/stat) and others_cpu_s (that,
+  less ours): what ran beside the sweep;
 - ls_s, status_s, export_s, report_s: wall seconds of `gansweep ls`, `status NAME`,
   `export NAME` and `report NAME` once the sweep ended;
 - driver_phases_s: the driver's own phases (GANSWEEP_PROFILE).
@@ -131,6 +132,14 @@ def proc_cpu_s(pid: int) -> float | None:
     except (OSError, IndexError):
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_s() -> float:
+    """CPU seconds all cores of this machine spent busy since boot (/proc/stat): what
+    ran beside the sweep is this, over the sweep, less what its own processes took."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -504,12 +513,14 @@ def run_one(store: str, trials: int, opts: argparse.Namespace, folder: Path) -> 
         server_log_start = server.log.stat().st_size if server else 0
         watch = ProcessWatch(driver_pid=-1, **watch_args)
         watch.sample(first=True)
+        busy_before = machine_busy_s()
         started = time.time()
         with (work / "sweep.out").open("w") as out:
             proc = subprocess.Popen(args, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT)
         watch.driver_pid = proc.pid
         code, driver_cpu, clock = wait_sampled(proc, watch, opts.timeout)
         wall = time.time() - started
+        machine_busy = machine_busy_s() - busy_before
         if code != 0:
             tail = (work / "sweep.out").read_text(errors="replace")[-3000:]
             raise RuntimeError(f"gansweep sweep exited with {code}:\n{tail}")
@@ -565,6 +576,11 @@ def run_one(store: str, trials: int, opts: argparse.Namespace, folder: Path) -> 
         **retries(work / "sweeps" / NAME / "driver.log"),
         **commands,
         "cpu_s_by_process": cpu_by_process,
+        # What ran beside: the machine's busy CPU seconds over the sweep, less ours (the
+        # benchmark's own sampling included there, about a second of CPU a minute).
+        "machine_busy_cpu_s": round(machine_busy, 1),
+        "others_cpu_s": round(machine_busy - sum(cpu_by_process.values()), 1),
+        "cores": os.cpu_count(),
         "peak_rss_gb": round(watch.peak_rss / 2**30, 2),
         "driver_phases_s": {k: round(v, 1) for k, v in profile.get("phases", {}).items()},
         "cprofiled": bool(opts.cprofile),
