@@ -91,6 +91,7 @@ KEYS = (
 )  # fmt: skip
 RETRY_LINE = "tracking call failed"
 # uvicorn's access log: ... "POST /api/2.0/mlflow/runs/log-batch HTTP/1.1" 200
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours the "(<actor> pid=...)" of a worker's line
 ACCESS = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<code>\d{3})')
 
 
@@ -405,7 +406,7 @@ def retries(driver_log: Path) -> dict[str, int]:
     if not driver_log.is_file():
         return {"retries_driver": 0, "retries_trials": 0}
     lines = [ln for ln in driver_log.read_text(errors="replace").splitlines() if RETRY_LINE in ln]
-    trials = sum(1 for ln in lines if ln.lstrip().startswith("("))
+    trials = sum(1 for ln in lines if ANSI.sub("", ln).lstrip().startswith("("))
     return {"retries_driver": len(lines) - trials, "retries_trials": trials}
 
 

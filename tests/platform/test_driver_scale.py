@@ -61,6 +61,17 @@ def test_suggest_latency_and_driver_cpu_are_read_around_each_mark():
     assert ds.steady_rate(calls, in_flight=32) == pytest.approx(60.0)
 
 
+def test_retries_are_told_apart_by_who_logged_them(tmp_path):
+    log = tmp_path / "driver.log"
+    log.write_text(
+        "tracking call failed (OperationalError: database is locked); retrying in 0.5 s\n"
+        "\x1b[36m(replay pid=13157)\x1b[0m tracking call failed (MlflowException: ...); retrying\n"
+        "(replay pid=13158) tracking call failed (MlflowException: ...); retrying\n"
+        "a line about something else\n"
+    )
+    assert ds.retries(log) == {"retries_driver": 1, "retries_trials": 2}
+
+
 def test_a_trial_takes_a_fraction_of_a_node_that_fits_the_trials_in_flight():
     # 32 in flight on 3 worker nodes: 11 per node, 4 CPUs each.
     assert ds.cpus_per_trial(32, nodes=4, node_cpus=4) == pytest.approx(0.3636)
