@@ -14,6 +14,11 @@ the sweeps and an MLflow SQLite file.
 evaluation step): every TrialConfig field (so `gansweep train` can retrain the row from
 the table alone), the step, every metric the trial reported (including the training wall
 and CPU seconds so far), its trial id and how it ended.
+
+A field added to TrialConfig after a table was recorded gets a column of its default,
+which its runs trained with: so `pac`, `lr_schedule`, `lr_floor` and `lr_warmup` in
+ring8_landscape.csv (tests/trainables/test_engine.py pins the engine at those defaults
+to the one that recorded it, and tests/landscape/test_landscape_table.py retrains a row).
 """
 
 from __future__ import annotations

@@ -68,7 +68,9 @@ SHIPPED_MODULES: tuple[str, ...] = (
     "gansweep/trainables/models/resnet.py",
     "gansweep/trainables/models/spec.py",
     "gansweep/trainables/optimizers.py",
+    "gansweep/trainables/packing.py",
     "gansweep/trainables/regularizers.py",
+    "gansweep/trainables/schedules.py",
 )
 
 

@@ -12,8 +12,9 @@ study (and the report's importances) describe the population's starting points.
 
 Only parameters the engine re-reads after a restore may change mid-run: the learning
 rates (``GANTrainer.load_state_dict`` applies the configured ones over the saved
-optimizer state) and the penalty weight (read at every step). Everything else a trial
-keeps, or takes whole from the trial it exploits.
+optimizer state, as the base its learning-rate schedule multiplies: a perturbed rate
+keeps the schedule's shape and position, at the new scale) and the penalty weight (read
+at every step). Everything else a trial keeps, or takes whole from the trial it exploits.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """A run's checkpoint: one file, ``trial.pt``, written by every trial at every evaluation
 and by `gansweep train`. It holds the trainer's whole state (GANTrainer.state_dict: both
-networks, both optimizers, the EMA of G, the step, the random state), the metrics just
-reported, the MLflow run it belongs to and the trial that wrote it (PBT hands one
-trial's checkpoint to another). Read back with weights_only=True: tensors and plain
-data, never code."""
+networks, both optimizers and their learning-rate schedules, the EMA of G, the step, the
+random state), the metrics just reported, the MLflow run it belongs to and the trial
+that wrote it (PBT hands one trial's checkpoint to another). Read back with
+weights_only=True: tensors and plain data, never code."""
 
 from __future__ import annotations
 

@@ -32,6 +32,7 @@ from gansweep.trainables.losses import LOSSES
 from gansweep.trainables.models import ARCHITECTURES
 from gansweep.trainables.optimizers import OPTIMIZERS
 from gansweep.trainables.regularizers import D_NORMS, G_NORMS, PENALTIES
+from gansweep.trainables.schedules import LR_SCHEDULES
 
 PENALTY_CHOICES = ("none", *PENALTIES)
 # Fields that name a component: the registry (or tuple) is the list of valid values.
@@ -43,7 +44,9 @@ CHOICES: dict[str, Any] = {
     "penalty": PENALTY_CHOICES,
     "g_norm": G_NORMS,
     "d_norm": D_NORMS,
+    "lr_schedule": LR_SCHEDULES,
 }
+MAX_PAC = 4  # PacGAN's table stops at 4: D's input grows with it, its gain did not
 
 
 class ConfigError(ValueError):
@@ -107,8 +110,20 @@ class TrialConfig(BaseModel):
     momentum: float = Field(0.0, ge=0, lt=1, description="SGD's momentum.")
     nesterov: bool = Field(False, description="SGD with Nesterov momentum.")
     rmsprop_alpha: float = Field(0.99, gt=0, lt=1, description="RMSprop's smoothing constant.")
+    lr_schedule: str = Field(
+        "constant", description="Schedule of both learning rates: constant | linear | cosine."
+    )
+    lr_floor: float = Field(
+        0.0, ge=0, le=1, description="Where linear and cosine end, as a fraction of lr_g, lr_d."
+    )
+    lr_warmup: int = Field(
+        0, ge=0, description="Steps of linear warm-up to lr_g and lr_d; 0 turns it off."
+    )
     n_critic: int = Field(1, ge=1, le=100, description="D steps per G step.")
     batch_size: int = Field(256, ge=1, le=65536, description="Samples per batch (G and D).")
+    pac: int = Field(
+        1, ge=1, le=MAX_PAC, description="Packing (PacGAN): D judges this many samples at once."
+    )
 
     # --- conditioning (AC-GAN)
     conditional: bool = Field(
@@ -192,6 +207,13 @@ class TrialConfig(BaseModel):
                     f"architecture {self.architecture!r} takes image_size in "
                     f"{', '.join(map(str, arch.image_sizes))}, not {self.image_size}"
                 )
+        if self.batch_size % self.pac:
+            pacs = [str(m) for m in range(1, MAX_PAC + 1) if self.batch_size % m == 0]
+            raise ValueError(
+                f"pac {self.pac} does not divide batch_size {self.batch_size} (D judges "
+                f"packs of pac samples); valid pac for this batch_size: "
+                f"{', '.join(pacs)}, or a batch_size that is a multiple of {self.pac}"
+            )
         if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
             raise ValueError("nesterov=True needs optimizer 'sgd' with momentum > 0")
         if self.d_norm == "batch" and self.penalty != "none":
@@ -215,13 +237,14 @@ class TrialConfig(BaseModel):
     @property
     def combination(self) -> str:
         """The study's axes in one short name, e.g. ``wgan-gp-adam`` or
-        ``hinge-r1-sn-adam-ac-aug_translation+cutout``.
+        ``hinge-r1-sn-adam-pac2-lr_cosine-ac-aug_translation+cutout``.
 
         Every component a space can search is in it (loss, penalty, weight clipping, D
-        and G normalization, optimizer, D steps per G step, AC-GAN conditioning, the
-        augmentations), each only where it is not the default, so two configs that differ
-        in a component never share a name. Numbers that are tuned rather than chosen
-        (learning rates, weights, decays) are not: they are the trial's params.
+        and G normalization, optimizer, D steps per G step, packing, the learning-rate
+        schedule and its warm-up, AC-GAN conditioning, the augmentations), each only
+        where it is not the default, so two configs that differ in a component never
+        share a name. Numbers that are tuned rather than chosen (learning rates and
+        their floor, weights, decays) are not: they are the trial's params.
         """
         norms = {"batch": "bn", "layer": "ln", "spectral": "sn"}
         parts = [self.loss]
@@ -236,6 +259,12 @@ class TrialConfig(BaseModel):
         parts.append(self.optimizer)
         if self.n_critic > 1:
             parts.append(f"nc{self.n_critic}")
+        if self.pac > 1:
+            parts.append(f"pac{self.pac}")
+        if self.lr_schedule != "constant":
+            parts.append(f"lr_{self.lr_schedule}")
+        if self.lr_warmup > 0:
+            parts.append(f"wu{self.lr_warmup}")
         if self.conditional:
             parts.append("ac")
         if self.augmentations:

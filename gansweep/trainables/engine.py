@@ -38,10 +38,13 @@ from gansweep.trainables.config import TrialConfig
 from gansweep.trainables.data import load_dataset
 from gansweep.trainables.image_metrics import check_inception_weights
 from gansweep.trainables.losses import LOSSES
+from gansweep.trainables.metric_registry import LR_D_NOW, LR_G_NOW
 from gansweep.trainables.metrics import evaluate_samples, worst_metrics
 from gansweep.trainables.models import ARCHITECTURES, ModelSpec
-from gansweep.trainables.optimizers import OPTIMIZERS, OptimizerSettings, set_learning_rate
+from gansweep.trainables.optimizers import OPTIMIZERS, OptimizerSettings
+from gansweep.trainables.packing import pack, packed_spec, unpack_class_logits
 from gansweep.trainables.regularizers import PENALTIES, clip_weights_, ema_decay_at, ema_update_
+from gansweep.trainables.schedules import build_scheduler, position, rebase
 
 CHECKPOINT_FORMAT = 1
 EVAL_CHUNK = 1000  # generate evaluation samples in chunks to bound memory
@@ -118,7 +121,8 @@ class GANTrainer:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(init_seed)
             self.G = arch.generator(spec).to(self.device)
-            self.D = arch.discriminator(spec).to(self.device)
+            # D judges packs of cfg.pac samples (PacGAN); G makes single samples.
+            self.D = arch.discriminator(packed_spec(spec, cfg.pac)).to(self.device)
         self.G_ema = None
         if cfg.ema_decay > 0:
             self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
@@ -132,6 +136,10 @@ class GANTrainer:
         build = OPTIMIZERS[cfg.optimizer]
         self.opt_g = build(self.G.parameters(), settings(cfg.lr_g, cfg.weight_decay_g))
         self.opt_d = build(self.D.parameters(), settings(cfg.lr_d, cfg.weight_decay_d))
+        # Stepped once per generator step, D's too: the schedule is over the run's steps.
+        schedule = (cfg.lr_schedule, cfg.steps, cfg.lr_warmup, cfg.lr_floor)
+        self.sched_g = build_scheduler(self.opt_g, *schedule)
+        self.sched_d = build_scheduler(self.opt_d, *schedule)
 
         self.loss = LOSSES[cfg.loss]
         self.penalty = PENALTIES.get(cfg.penalty)  # None for "none"
@@ -186,12 +194,22 @@ class GANTrainer:
         return z, labels
 
     def _discriminate(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
-        """D on augmented inputs: (logits [B], class_logits [B, K] | None)."""
-        return self.D(augment(x, self.policy, self.rng) if self.policy else x)
+        """D on augmented, packed inputs: x [B, ...] -> (logits [B / pac], class_logits
+        [B, K] | None: each sample's, read off its pack).
 
-    def _critic(self, x: Tensor) -> Tensor:
-        """D's adversarial logits on raw inputs, the function the penalties constrain."""
-        return self.D(x)[0]
+        Each sample is augmented on its own before packing: the augmentations draw per
+        sample and read a sample's channels together (color), so a pack's samples must
+        not be one image to them."""
+        pac = self.config.pac
+        logits, class_logits = self.D(pack(augment(x, self.policy, self.rng), pac))
+        if class_logits is not None:
+            class_logits = unpack_class_logits(class_logits, pac)
+        return logits, class_logits
+
+    def _critic(self, packs: Tensor) -> Tensor:
+        """D's adversarial logits on raw packs [B / pac, pac * C, ...] -> [B / pac]: the
+        function the penalties constrain (PacGAN's penalties act on packs)."""
+        return self.D(packs)[0]
 
     def train_step(self) -> dict[str, Tensor]:
         """One generator update after n_critic discriminator updates.
@@ -222,7 +240,7 @@ class GANTrainer:
                 )
             if self.penalty is not None:
                 loss_d = loss_d + cfg.penalty_weight * self.penalty(
-                    self._critic, real, fake, self.rng
+                    self._critic, pack(real, cfg.pac), pack(fake, cfg.pac), self.rng
                 )
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
@@ -246,6 +264,8 @@ class GANTrainer:
         if self.G_ema is not None:
             decay = ema_decay_at(self.step, cfg.ema_decay, start=cfg.eval_every)
             ema_update_(self.G_ema, self.G, decay)
+        self.sched_g.step()
+        self.sched_d.step()
 
         self.step += 1
         losses = torch.stack([loss_d.detach(), loss_g.detach()]).double()
@@ -289,6 +309,10 @@ class GANTrainer:
             "step": float(self.step),
             "loss_d": float(losses[0]),
             "loss_g": float(losses[1]),
+            # The rates the schedules set for the next update (the configured ones when
+            # constant): recorded beside the curves, ranking nothing.
+            LR_G_NOW: float(self.sched_g.get_last_lr()[0]),
+            LR_D_NOW: float(self.sched_d.get_last_lr()[0]),
         }
         self._loss_sums.zero_()
         self._loss_count = 0
@@ -320,6 +344,8 @@ class GANTrainer:
             "generator_ema": None if self.G_ema is None else self.G_ema.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
+            "sched_g": self.sched_g.state_dict(),
+            "sched_d": self.sched_d.state_dict(),
             "rng": self.rng.get_state(),
             "rng_device": self.device.type,
         }
@@ -338,9 +364,16 @@ class GANTrainer:
             "generator": g.state_dict(),
         }
 
+    def set_learning_rates(self, lr_g: float, lr_d: float) -> None:
+        """New base rates of G and D, the schedules kept where they are: each rate
+        becomes its base times the schedule's factor at this step (PBT's perturbation)."""
+        rebase(self.sched_g, lr_g)
+        rebase(self.sched_d, lr_d)
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a state_dict(); the configured learning rates win over the saved ones,
-        so the config a trainer was built from is the one it trains with."""
+        so the config a trainer was built from is the one it trains with: its schedule
+        continues at the saved step, scaled to the configured base rates."""
         if state.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(
                 f"checkpoint format {state.get('format')!r} is not {CHECKPOINT_FORMAT}"
@@ -352,8 +385,12 @@ class GANTrainer:
             self.G_ema.load_state_dict(ema if ema is not None else state["generator"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
-        set_learning_rate(self.opt_g, self.config.lr_g)
-        set_learning_rate(self.opt_d, self.config.lr_d)
+        for scheduler, key in ((self.sched_g, "sched_g"), (self.sched_d, "sched_d")):
+            if key in state:
+                scheduler.load_state_dict(state[key])
+            else:  # saved before schedules existed, by a constant run: at its step
+                position(scheduler, int(state["step"]))
+        self.set_learning_rates(self.config.lr_g, self.config.lr_d)
         self._restore_rng(state["rng"], state.get("rng_device", "cpu"))
         self.step = int(state["step"])
         self._diverged = bool(state["diverged"])

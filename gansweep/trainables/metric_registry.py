@@ -54,10 +54,16 @@ METRICS: dict[str, MetricSpec] = {
 # trainable, across restores): wall seconds of its training loop (steps and
 # evaluations; x its CPUs = the core-seconds a search pays) and its process's CPU seconds.
 TRAIN_SECONDS, TRAIN_CPU_SECONDS = "train_seconds", "train_cpu_seconds"
-# Reported too, but they rank nothing: a loss says little about sample quality.
+# The learning rates G and D train with at each evaluation (the base rates lr_g and
+# lr_d times the schedule's factor), so a schedule, and PBT's changes to the base rates,
+# show as curves. Not named lr_g and lr_d: no metric may share a TrialConfig field's
+# name, since a landscape row holds both under their names (benchmarks/landscape).
+LR_G_NOW, LR_D_NOW = "lr_g_now", "lr_d_now"
+# Reported too, but they rank nothing: a loss says little about sample quality, a
+# learning rate is a setting.
 NOT_TARGETS = (
     "step", "loss_d", "loss_g", "diverged", "classifier_test_accuracy",
-    TRAIN_SECONDS, TRAIN_CPU_SECONDS,
+    TRAIN_SECONDS, TRAIN_CPU_SECONDS, LR_G_NOW, LR_D_NOW,
 )  # fmt: skip
 
 

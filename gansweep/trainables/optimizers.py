@@ -44,10 +44,3 @@ def rmsprop(params: Iterable[nn.Parameter], s: OptimizerSettings) -> torch.optim
 
 OPTIMIZERS: dict[str, Callable[[Iterable[nn.Parameter], OptimizerSettings], torch.optim.Optimizer]]
 OPTIMIZERS = {"sgd": sgd, "adam": adam, "rmsprop": rmsprop}
-
-
-def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    """Overwrite the learning rate of every parameter group (after restoring an
-    optimizer's state, whose saved rate may differ from the configured one)."""
-    for group in optimizer.param_groups:
-        group["lr"] = lr

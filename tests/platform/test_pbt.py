@@ -28,8 +28,20 @@ def states_equal(a: dict, b: dict) -> bool:
     return all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_an_exploiting_trial_continues_from_the_donors_weights_with_new_rates(tmp_path):
-    donor = GANTrainer(TrialConfig.from_dict({**TINY, "lr_g": 1e-3, "lr_d": 1e-3}))
+SCHEDULES = {
+    "constant": {},
+    "cosine-warmup": {"lr_schedule": "cosine", "lr_warmup": 2, "lr_floor": 0.1},
+}
+
+
+@pytest.mark.parametrize("schedule", sorted(SCHEDULES))
+def test_an_exploiting_trial_continues_from_the_donors_weights_with_new_rates(tmp_path, schedule):
+    """With a schedule, the perturbed rates are its new base: each rate is the new base
+    times the schedule's factor at the step the donor reached, and goes on from there."""
+    from gansweep.trainables.schedules import lr_factor
+
+    config = {**TINY, "lr_g": 1e-3, "lr_d": 1e-3, **SCHEDULES[schedule]}
+    donor = GANTrainer(TrialConfig.from_dict(config))
     initial = {k: v.clone() for k, v in donor.G.state_dict().items()}
     for _ in range(3):
         donor.train_step()
@@ -45,16 +57,19 @@ def test_an_exploiting_trial_continues_from_the_donors_weights_with_new_rates(tm
     assert recipient.step == 3
     assert states_equal(recipient.G.state_dict(), donor.G.state_dict())
     assert states_equal(recipient.D.state_dict(), donor.D.state_dict())
-    assert recipient.opt_g.param_groups[0]["lr"] == 4e-4
-    assert recipient.opt_d.param_groups[0]["lr"] == 7e-4
+    factor = lr_factor(perturbed.lr_schedule, 3, TINY["steps"], perturbed.lr_warmup, 0.1)
+    assert (factor == 1.0) == (schedule == "constant")
+    assert recipient.opt_g.param_groups[0]["lr"] == 4e-4 * factor
+    assert recipient.opt_d.param_groups[0]["lr"] == 7e-4 * factor
 
     # The next steps are the donor's own continuation, at the new rates (bit for bit).
-    for group, lr in ((donor.opt_g.param_groups, 4e-4), (donor.opt_d.param_groups, 7e-4)):
-        for g in group:
-            g["lr"] = lr
+    donor.set_learning_rates(4e-4, 7e-4)
     for _ in range(2):
         donor.train_step()
         recipient.train_step()
+    assert recipient.opt_g.param_groups[0]["lr"] == donor.opt_g.param_groups[0]["lr"]
+    factor = lr_factor(perturbed.lr_schedule, 5, TINY["steps"], perturbed.lr_warmup, 0.1)
+    assert recipient.opt_g.param_groups[0]["lr"] == pytest.approx(4e-4 * factor, rel=1e-15)
     assert states_equal(recipient.G.state_dict(), donor.G.state_dict())
     assert states_equal(recipient.D.state_dict(), donor.D.state_dict())
 
@@ -86,6 +101,30 @@ def test_the_perturbation_is_recorded_in_the_trials_own_run(tmp_path):
     assert MlflowClient(uri).get_run(run.run_id).data.params["loss"] == "wgan"
     ended = run_config(uri, run.run_id)
     assert ended.loss == "ns" and ended.lr_g == 1.2e-3
+
+
+def test_a_schedule_is_recorded_as_params_and_its_rates_as_metrics(tmp_path):
+    """The schedule is config (params, as every field); the rates it sets are metrics at
+    every evaluation, so a perturbed or decaying rate shows as a curve."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    experiment, parent = start_sweep_run(uri, "s", {"scheduler": "fifo"}, None)
+    config = TrialConfig.from_dict({**TINY, "lr_schedule": "linear", "lr_floor": 0.5})
+    run = TrialRun(TrialIdentity(SweepRecords(uri, experiment, parent, "s"), "t", "x"),
+                   config.model_dump())  # fmt: skip
+    evaluations = list(GANTrainer(config).evaluations())
+    for metrics in evaluations:
+        run.log_evaluation(metrics, int(metrics["step"]), [])
+    client = MlflowClient(uri)
+    params = client.get_run(run.run_id).data.params
+    assert (params["lr_schedule"], params["lr_floor"], params["lr_warmup"]) == (
+        "linear",
+        "0.5",
+        "0",
+    )
+    history = sorted((m.step, m.value) for m in client.get_metric_history(run.run_id, "lr_g_now"))
+    assert history == [(int(m["step"]), m["lr_g_now"]) for m in evaluations]
+    # after 10 of 20 steps: 9 of the 19 steps of the decay to go; after the last, the floor
+    assert [v for _, v in history] == pytest.approx([1e-3 * (0.5 + 0.5 * 9 / 19), 1e-3 * 0.5])
 
 
 @pytest.mark.slow

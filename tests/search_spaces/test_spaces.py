@@ -292,6 +292,24 @@ BAD_SPACES = {
         "params: sampled values do not validate together (architecture='dcgan'): config: "
         "architecture 'dcgan' does not take vector data (dataset 'ring8'); valid: mlp",
     ),
+    "pac that does not divide the batch": (
+        "fixed: {batch_size: 256}\nparams:\n  pac: {choice: [1, 3]}\n",
+        "params: sampled values do not validate together (pac=3): config: pac 3 does not "
+        "divide batch_size 256 (D judges packs of pac samples); valid pac for this "
+        "batch_size: 1, 2, 4, or a batch_size that is a multiple of 3",
+    ),
+    "pac out of range": (
+        "params:\n  pac: {int: [1, 5]}\n",
+        "bad.yaml:2: params.pac.int: Input should be less than or equal to 4 (got 5)",
+    ),
+    "unknown schedule": (
+        "params:\n  lr_schedule: {choice: [constant, step]}\n",
+        "params.lr_schedule.choice.1: unknown lr_schedule 'step'; valid: constant, linear, cosine",
+    ),
+    "floor above the base rate": (
+        "params:\n  lr_floor: {uniform: [0.0, 1.5]}\n",
+        "params.lr_floor.uniform: Input should be less than or equal to 1 (got 1.5)",
+    ),
     "description on two lines": (
         "description: |\n  one\n  two\nparams:\n  loss: {choice: [ns]}\n",
         "bad.yaml:1: description: must be one line of text",
@@ -362,6 +380,36 @@ def test_searchspace_is_a_frozen_value():
     assert isinstance(space, SearchSpace)
     with pytest.raises(AttributeError):
         space.name = "other"  # type: ignore[misc]
+
+
+PACKED_AND_SCHEDULED = """
+fixed: {batch_size: 240, steps: 1000}
+params:
+  pac: {int: [1, 4]}
+  lr_schedule: {choice: [constant, linear, cosine]}
+  lr_floor: {uniform: [0.0, 0.2], when: {lr_schedule: [linear, cosine]}}
+  lr_warmup: {int: [0, 200], step: 100}
+"""
+
+
+def test_packing_and_schedules_are_searchable_axes():
+    """Every value of the new axes samples, the floor only where a schedule decays, and
+    the configs differing in a chosen axis have different combination names."""
+    space = parse_space(PACKED_AND_SCHEDULED)
+    study = new_study()
+    seen: dict[str, set] = {"pac": set(), "lr_schedule": set(), "lr_warmup": set()}
+    names: dict[tuple, str] = {}
+    for _ in range(SAMPLES):
+        trial = study.ask()
+        config = space.sample_config(trial)
+        for key in seen:
+            seen[key].add(getattr(config, key))
+        assert ("lr_floor" in trial.params) == (config.lr_schedule != "constant")
+        names[(config.pac, config.lr_schedule, config.lr_warmup)] = config.combination
+        study.tell(trial, 0.0)
+    assert seen == {"pac": {1, 2, 3, 4}, "lr_schedule": {"constant", "linear", "cosine"},
+                    "lr_warmup": {0, 100, 200}}  # fmt: skip
+    assert len(set(names.values())) == len(names) == 4 * 3 * 3
 
 
 def test_a_space_that_could_sample_a_penalty_through_batch_norm_is_refused():

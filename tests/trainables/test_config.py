@@ -78,12 +78,45 @@ def test_wrong_types_are_refused():
         (dict(image_size=32), "image_size is for image data"),
         (dict(nesterov=True, optimizer="adam"), "nesterov=True needs optimizer 'sgd'"),
         (dict(augment="cutout,none", dataset="digits"), "use 'none' alone"),
+        (
+            dict(pac=3, batch_size=256),
+            "pac 3 does not divide batch_size 256 (D judges packs of pac samples); valid pac "
+            "for this batch_size: 1, 2, 4, or a batch_size that is a multiple of 3",
+        ),
+        (dict(pac=2, batch_size=9), "valid pac for this batch_size: 1, 3, or a batch_size"),
         (dict(augment="zoom", dataset="digits"), "unknown augmentation 'zoom'; valid: none"),
         (dict(device="tpu"), "unknown device 'tpu'; valid: auto, cpu, cuda, cuda:N"),
     ],
 )
 def test_fields_that_only_make_sense_together_are_checked_together(values, fragment):
     assert fragment in error_of(**values)
+
+
+@pytest.mark.parametrize(
+    ("values", "fragment"),
+    [
+        (dict(pac=0), "pac: Input should be greater than or equal to 1 (got 0)"),
+        (dict(pac=5), "pac: Input should be less than or equal to 4 (got 5)"),
+        (dict(lr_schedule="step"), "unknown lr_schedule 'step'; valid: constant, linear, cosine"),
+        (dict(lr_floor=1.5), "lr_floor: Input should be less than or equal to 1 (got 1.5)"),
+        (dict(lr_warmup=-1), "lr_warmup: Input should be greater than or equal to 0 (got -1)"),
+    ],
+)
+def test_packing_and_schedules_refuse_values_out_of_range(values, fragment):
+    assert fragment in error_of(**values)
+
+
+def test_every_pac_and_schedule_is_a_valid_choice():
+    from gansweep.trainables.config import MAX_PAC
+    from gansweep.trainables.schedules import LR_SCHEDULES
+
+    for pac in range(1, MAX_PAC + 1):
+        assert TrialConfig(pac=pac, batch_size=12 * pac).pac == pac
+    for schedule in LR_SCHEDULES:
+        TrialConfig(lr_schedule=schedule, lr_floor=0.1, lr_warmup=100)
+    # The defaults are today's engine: no packing, the configured rates throughout.
+    cfg = TrialConfig()
+    assert (cfg.pac, cfg.lr_schedule, cfg.lr_warmup) == (1, "constant", 0)
 
 
 def test_combination_names_the_study_axes():
@@ -96,6 +129,12 @@ def test_combination_names_the_study_axes():
                     augment="translation,cutout", g_norm="batch").combination
         == "hinge-r1-gbn-adam-nc2-ac-aug_translation+cutout"
     )  # fmt: skip
+    assert (
+        TrialConfig(pac=2, lr_schedule="cosine", lr_warmup=100, n_critic=3).combination
+        == "ns-adam-nc3-pac2-lr_cosine-wu100"
+    )
+    # lr_floor is tuned, not chosen: the trial's param, not its name
+    assert TrialConfig(lr_schedule="linear", lr_floor=0.1).combination == "ns-adam-lr_linear"
 
 
 @pytest.mark.parametrize("space_name", sorted(BUILTIN_SPACES))

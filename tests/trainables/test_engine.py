@@ -1,5 +1,7 @@
 """GANTrainer: every component trains, exact resume, divergence, evaluation."""
 
+import functools
+import hashlib
 import io
 import math
 import os
@@ -8,10 +10,11 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from gansweep.trainables.config import TrialConfig
+from gansweep.trainables.config import MAX_PAC, TrialConfig
 from gansweep.trainables.engine import GANTrainer, default_threads
 from gansweep.trainables.losses import LOSSES
 from gansweep.trainables.metrics import DIVERGED_DISTANCE
+from gansweep.trainables.models import ARCHITECTURES
 from gansweep.trainables.optimizers import OPTIMIZERS
 from gansweep.trainables.regularizers import D_NORMS, PENALTIES
 
@@ -46,12 +49,81 @@ def roundtrip(state):
 
 @pytest.mark.parametrize("loss", sorted(LOSSES))
 @pytest.mark.parametrize("penalty", ["none", *sorted(PENALTIES)])
-def test_every_loss_and_penalty_trains(loss, penalty):
-    trainer = GANTrainer(dict(TINY, loss=loss, penalty=penalty))
+@pytest.mark.parametrize("pac", [1, MAX_PAC])
+def test_every_loss_and_penalty_trains(loss, penalty, pac):
+    trainer = GANTrainer(dict(TINY, loss=loss, penalty=penalty, pac=pac))
     before = [p.clone() for p in trainer.G.parameters()]
     losses = trainer.train_step()
     assert math.isfinite(losses["loss_d"]) and math.isfinite(losses["loss_g"])
     assert any(not torch.equal(b, p) for b, p in zip(before, trainer.G.parameters(), strict=True))
+
+
+PACKS = 4  # D's batch in the packing tests: 4 packs of pac samples
+
+
+def packing_config(architecture: str, pac: int) -> dict:
+    """A tiny run of `architecture` at `pac`: on ring8 where it takes vectors, else on
+    digits, conditional (AC-GAN: D also classifies every sample of a pack)."""
+    if "vector" in ARCHITECTURES[architecture].kinds:
+        return dict(TINY, architecture=architecture, pac=pac, batch_size=PACKS * pac)
+    return dict(TINY_IMAGES, architecture=architecture, pac=pac, batch_size=PACKS * pac,
+                conditional=True)  # fmt: skip
+
+
+def d_inputs(trainer: GANTrainer) -> list[tuple[int, ...]]:
+    """The shapes D is called on from now on (a forward pre-hook)."""
+    shapes: list[tuple[int, ...]] = []
+    trainer.D.register_forward_pre_hook(lambda _, args: shapes.append(tuple(args[0].shape)))
+    return shapes
+
+
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+@pytest.mark.parametrize("pac", range(2, MAX_PAC + 1))
+def test_every_architecture_trains_on_packs(architecture, pac):
+    """D sees nothing but packs of pac samples, concatenated along the features (vectors)
+    or the channels (images); G's samples, trained and evaluated, stay single."""
+    trainer = GANTrainer(packing_config(architecture, pac))
+    shape = trainer.data.shape
+    seen = d_inputs(trainer)
+    before = [p.clone() for p in trainer.G.parameters()]
+    for _ in range(2):
+        losses = trainer.train_step()
+    assert math.isfinite(losses["loss_d"]) and math.isfinite(losses["loss_g"])
+    assert any(not torch.equal(b, p) for b, p in zip(before, trainer.G.parameters(), strict=True))
+    assert set(seen) == {(PACKS, pac * shape[0], *shape[1:])}
+    samples, _ = trainer.generate(10)
+    assert samples.shape == (10, *shape)
+
+
+@pytest.mark.parametrize("penalty", sorted(PENALTIES))
+@pytest.mark.parametrize("pac", range(2, MAX_PAC + 1))
+def test_every_penalty_acts_on_packs(penalty, pac):
+    """As in PacGAN's code: the penalty's interpolates (or perturbed reals) are packs, and
+    its gradient is D's with respect to a whole pack."""
+    trainer = GANTrainer(dict(TINY, penalty=penalty, pac=pac, batch_size=PACKS * pac))
+    calls = []
+
+    def spy(critic, real, fake, rng):
+        calls.append((real.shape, fake.shape))
+        value = PENALTIES[penalty](critic, real, fake, rng)
+        assert value.shape == () and torch.isfinite(value)
+        return value
+
+    trainer.penalty = spy
+    trainer.train_step()
+    assert calls == [((PACKS, 2 * pac), (PACKS, 2 * pac))]
+
+
+def test_pac_1_and_pac_2_are_different_runs_of_the_same_data():
+    """A check that the axis does something: the same seed, the same batches, packed or
+    not, gives different discriminators (of different input widths) and generators."""
+    one, two = GANTrainer(dict(TINY, pac=1)), GANTrainer(dict(TINY, pac=2))
+    assert next(one.D.parameters()).shape[1] == 2 and next(two.D.parameters()).shape[1] == 4
+    for _ in range(3):
+        one.train_step()
+        two.train_step()
+    g_one, g_two = one.generate(50)[0], two.generate(50)[0]
+    assert g_one.shape == g_two.shape and not torch.equal(g_one, g_two)
 
 
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
@@ -107,6 +179,19 @@ CONFIGS_FOR_RESUME = {
         lr_g=0.01,
         lr_d=0.01,
     ),
+    "mlp-pac4-cosine-warmup-gp": dict(
+        TINY, pac=4, penalty="gp", lr_schedule="cosine", lr_warmup=2, lr_floor=0.1
+    ),
+    "dcgan-acgan-pac2-linear-augment": dict(
+        TINY_IMAGES,
+        conditional=True,
+        pac=2,
+        augment="translation,color",
+        penalty="r1",
+        lr_schedule="linear",
+        lr_floor=0.2,
+        n_critic=2,
+    ),  # fmt: skip
 }
 
 
@@ -140,6 +225,99 @@ def test_restore_applies_the_configured_learning_rates():
     new.load_state_dict(roundtrip(old.state_dict()))
     assert new.opt_g.param_groups[0]["lr"] == 5e-4
     assert new.opt_d.param_groups[0]["lr"] == 2e-4
+
+
+SCHEDULED = dict(TINY, steps=8, lr_schedule="cosine", lr_warmup=2, lr_floor=0.1)
+
+
+def rates(trainer: GANTrainer) -> tuple[float, float]:
+    return trainer.opt_g.param_groups[0]["lr"], trainer.opt_d.param_groups[0]["lr"]
+
+
+def test_a_schedule_continues_exactly_across_a_checkpoint_file(tmp_path):
+    """8 steps straight == 4 steps, trial.pt, a fresh trainer, 4 steps: the same weights
+    and the same learning rate at every step."""
+    from gansweep.trainables.checkpoint import load_trial_checkpoint, save_trial_checkpoint
+    from gansweep.trainables.schedules import lr_factor
+
+    straight = GANTrainer(SCHEDULED)
+    seen = []
+    for _ in range(8):
+        seen.append(rates(straight))
+        straight.train_step()
+    factors = [lr_factor("cosine", s, 8, 2, 0.1) for s in range(8)]
+    assert seen == [(1e-3 * f, 1e-3 * f) for f in factors]  # the schedule, exactly
+
+    first = GANTrainer(SCHEDULED)
+    for _ in range(4):
+        first.train_step()
+    save_trial_checkpoint(tmp_path, first, "run", {"step": 4})
+    resumed = GANTrainer(SCHEDULED)
+    resumed.load_state_dict(load_trial_checkpoint(tmp_path)["trainer"])  # weights_only
+    again = []
+    for _ in range(4):
+        again.append(rates(resumed))
+        resumed.train_step()
+    assert again == seen[4:]
+    assert rates(resumed) == rates(straight)
+    assert_states_equal(straight.state_dict(), resumed.state_dict())
+
+
+def test_a_checkpoint_saved_before_schedules_existed_loads_as_constant():
+    """Such a checkpoint has no scheduler state (and its optimizers no initial_lr): its
+    run was constant, and it continues bit for bit as a constant run does."""
+    straight = GANTrainer(TINY)
+    for _ in range(5):
+        straight.train_step()
+    first = GANTrainer(TINY)
+    for _ in range(2):
+        first.train_step()
+    old = roundtrip(first.state_dict())
+    del old["sched_g"], old["sched_d"]
+    for key in ("opt_g", "opt_d"):
+        for group in old[key]["param_groups"]:
+            del group["initial_lr"]
+    resumed = GANTrainer(TINY)
+    resumed.load_state_dict(old)
+    assert resumed.sched_g.last_epoch == resumed.sched_d.last_epoch == 2
+    assert rates(resumed) == (1e-3, 1e-3)
+    for _ in range(3):
+        resumed.train_step()
+    assert_states_equal(straight.state_dict(), resumed.state_dict())
+
+
+def test_new_base_rates_rescale_the_schedule_where_it_stands():
+    """PBT's perturbation: the schedule multiplies the base rate, so a new base keeps its
+    shape and its position; a restore applies the configured base the same way."""
+    from gansweep.trainables.schedules import lr_factor
+
+    trainer = GANTrainer(SCHEDULED)
+    for _ in range(3):
+        trainer.train_step()
+    trainer.set_learning_rates(2e-3, 5e-4)
+    for step in range(3, 8):
+        factor = lr_factor("cosine", step, 8, 2, 0.1)
+        assert rates(trainer) == (2e-3 * factor, 5e-4 * factor)
+        trainer.train_step()
+    restored = GANTrainer(dict(SCHEDULED, lr_g=4e-3))
+    restored.load_state_dict(roundtrip(trainer.state_dict()))
+    assert rates(restored) == (4e-3 * lr_factor("cosine", 8, 8, 2, 0.1), 1e-3 * 0.1)
+
+
+def test_evaluations_report_the_learning_rates_in_force():
+    trainer = GANTrainer(dict(SCHEDULED, eval_every=4, lr_d=2e-3))
+    evaluations = list(trainer.evaluations())
+    assert [(m["lr_g_now"], m["lr_d_now"]) for m in evaluations] == [
+        (1e-3 * f, 2e-3 * f) for f in (lr_factor_at(4), lr_factor_at(8))
+    ]
+    constant = GANTrainer(TINY).evaluate()
+    assert (constant["lr_g_now"], constant["lr_d_now"]) == (1e-3, 1e-3)
+
+
+def lr_factor_at(step: int) -> float:
+    from gansweep.trainables.schedules import lr_factor
+
+    return lr_factor("cosine", step, 8, 2, 0.1)
 
 
 def test_checkpoint_of_another_format_is_refused():
@@ -299,8 +477,9 @@ def step_counters(trainer: GANTrainer) -> list[torch.Tensor]:
     "config",
     [dict(TINY, penalty="gp", ema_decay=0.99, n_critic=2),
      dict(TINY_IMAGES, conditional=True, penalty="dragan", augment="translation"),
-     dict(TINY, loss="ragan", penalty="r1", weight_clip=0.01)],
-    ids=["mlp-gp-ema", "dcgan-ac-dragan-augment", "relativistic-r1-clip"],
+     dict(TINY, loss="ragan", penalty="r1", weight_clip=0.01),
+     dict(TINY, pac=4, penalty="gp", lr_schedule="cosine", lr_warmup=2)],
+    ids=["mlp-gp-ema", "dcgan-ac-dragan-augment", "relativistic-r1-clip", "pac4-gp-cosine"],
 )  # fmt: skip
 def test_a_training_step_never_reads_a_value_back_to_the_host(config):
     trainer = GANTrainer(config)
@@ -352,3 +531,91 @@ def test_a_trainer_given_threads_sets_torchs_threads():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+# ------------------------------------------------- today's engine, pinned bit for bit
+
+# Four steps of the engine as it was before packing and learning-rate schedules existed
+# (recorded at commit 02a8906): with pac = 1 and a constant schedule without warm-up a
+# run must stay the same run, so every recorded landscape row, exported champion and
+# checkpoint means what it meant. Each case pins the SHA-256 of G's, D's and G_ema's
+# weights and the training generator's state after 4 steps (exact), and the float64 sums
+# of the weights and the last losses (to 1e-5: these hold on any CPU).
+PINNED = {
+    "mlp-gp-ema-nc2": (
+        dict(TINY, penalty="gp", ema_decay=0.9, eval_every=2, n_critic=2),
+        "ded2719870229d56ab70967fb9c6ecbd4fa3bb9e925dfe3e8021a562e9f9f448",
+        {"G": 4.338860527379438, "D": -2.54810918669682, "G_ema": 4.334237901770393},
+        (10.750439643859863, 0.5806694030761719),
+    ),
+    "ragan-r1-rmsprop": (
+        dict(TINY, loss="ragan", penalty="r1", optimizer="rmsprop"),
+        "db61e452f859a0904186fc48964abe7110e33897e327fffa67e0f385e5eb819b",
+        {"G": 6.270960922993254, "D": -2.3500397662865},
+        (1.3637419939041138, 1.4294826984405518),
+    ),
+    "dcgan-ac-augment-dragan-sn": (
+        dict(TINY_IMAGES, conditional=True, augment="translation,color", penalty="dragan",
+             d_norm="spectral", g_norm="batch"),
+        "ddd5ec226c2d3ebc4b35d16f9bc179a1758f355c128a96acd0c2f926befc3daf",
+        {"G": 36.57099139429192, "D": -1.475862840165064},
+        (11.517484664916992, 2.9356284141540527),
+    ),
+    "resnet-wgan-gp-ln-sgd": (
+        dict(TINY_IMAGES, architecture="resnet", loss="wgan", penalty="gp", d_norm="layer",
+             optimizer="sgd", momentum=0.9, lr_g=0.01, lr_d=0.01),
+        "b05bc28ce1a875eb87788d4c738e10877fc90b1c0733995eabf0360ad20c25e6",
+        {"G": -129.06846975024655, "D": -4.163525247236976},
+        (158.19168090820312, 22.14165687561035),
+    ),
+}  # fmt: skip
+# Where the hashes were recorded: other builds of torch, or CPUs whose kernels round
+# differently, train the same run to within rounding, not bit for bit.
+PINNED_PLATFORM = ("2.14.1", "AVX512")
+THIS_PLATFORM = (torch.__version__.split("+")[0], torch.backends.cpu.get_cpu_capability())
+
+
+def _fingerprint(trainer: GANTrainer) -> tuple[str, dict[str, float]]:
+    """(SHA-256 of the weights of G, D, G_ema and of the training RNG's state, the float64
+    sum of each network's floating-point weights)."""
+    digest, sums = hashlib.sha256(), {}
+    for name in ("G", "D", "G_ema"):
+        net = getattr(trainer, name)
+        if net is None:
+            continue
+        state = net.state_dict()
+        sums[name] = 0.0
+        for key in sorted(state):
+            value = state[key].detach().cpu().contiguous()
+            digest.update(key.encode())
+            digest.update(value.numpy().tobytes())
+            if value.is_floating_point():
+                sums[name] += float(value.double().sum())
+    digest.update(trainer.rng.get_state().numpy().tobytes())
+    return digest.hexdigest(), sums
+
+
+@functools.cache
+def _four_steps(name: str) -> tuple[str, dict[str, float], tuple[float, float]]:
+    trainer = GANTrainer(PINNED[name][0])
+    for _ in range(4):
+        losses = trainer.train_step()
+    digest, sums = _fingerprint(trainer)
+    return digest, sums, (float(losses["loss_d"]), float(losses["loss_g"]))
+
+
+@pytest.mark.parametrize("name", sorted(PINNED))
+def test_four_steps_train_the_weights_todays_engine_trains(name):
+    _, sums, losses = _four_steps(name)
+    assert sums == pytest.approx(PINNED[name][2], rel=1e-5)
+    assert losses == pytest.approx(PINNED[name][3], rel=1e-5)
+
+
+@pytest.mark.skipif(
+    THIS_PLATFORM != PINNED_PLATFORM,
+    reason=f"the hashes were recorded with torch {PINNED_PLATFORM[0]} on {PINNED_PLATFORM[1]}",
+)
+@pytest.mark.parametrize("name", sorted(PINNED))
+def test_four_steps_are_bit_for_bit_todays_engine(name):
+    digest, _, _ = _four_steps(name)
+    assert digest == PINNED[name][1]

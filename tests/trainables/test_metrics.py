@@ -278,3 +278,16 @@ def test_what_image_trials_report_is_what_the_registry_says(tmp_path, monkeypatc
         reported = evaluate_images(small.test_x, data)
         expected = reported_metrics("image", False, False, data.labelled)
         assert set(reported) == set(expected) - {"distance"} | {"classifier_test_accuracy"}
+
+
+def test_no_metric_shares_a_config_fields_name():
+    """A landscape row and a run's records hold a trial's config and its metrics side by
+    side under their names (benchmarks/landscape/record.py merges them into one row): a
+    metric named like a field would overwrite it, and a retrain of the row would train
+    another config. So the learning rates in force are lr_g_now, lr_d_now."""
+    from gansweep.trainables.config import TrialConfig
+    from gansweep.trainables.metrics import NOT_TARGETS, TRAIN_CPU_SECONDS, TRAIN_SECONDS
+
+    reported = {*METRICS, *NOT_TARGETS, TRAIN_SECONDS, TRAIN_CPU_SECONDS}
+    assert not reported & set(TrialConfig.model_fields)
+    assert {"lr_g_now", "lr_d_now"} <= set(NOT_TARGETS)  # recorded, never ranked

@@ -9,7 +9,9 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils import parametrize
 
+from gansweep.trainables.config import MAX_PAC
 from gansweep.trainables.models import ARCHITECTURES, Architecture, ModelSpec
+from gansweep.trainables.packing import pack, packed_spec, unpack_class_logits
 from gansweep.trainables.regularizers import D_NORMS, G_NORMS
 
 BATCH, Z_DIM, WIDTH, NUM_CLASSES = 4, 8, 16, 3
@@ -145,6 +147,53 @@ def test_discriminator_train_step(name, shape, d_norm, num_classes):
     if num_classes:
         loss = loss + F.cross_entropy(real_cls, labels)
     _check_step(d, loss)
+
+
+# ----------------------------------------------------------------------- packing
+
+PACS = pytest.mark.parametrize("pac", range(2, MAX_PAC + 1))
+
+
+@pytest.mark.parametrize(("name", "shape"), CASES)
+@PACS
+@CONDITIONAL
+def test_discriminator_judges_packs(name, shape, pac, num_classes):
+    """D built for packs (PacGAN) takes 2 packs of pac samples: one logit per pack, and
+    (AC-GAN) each sample's class logits; one step trains every parameter of D."""
+    arch = ARCHITECTURES[name]
+    spec = _spec(shape, num_classes)
+    g, d = arch.generator(spec), arch.discriminator(packed_spec(spec, pac))
+    z = torch.randn(2 * pac, Z_DIM)
+    labels = torch.arange(2 * pac) % num_classes if num_classes else None
+    real = torch.rand(2 * pac, *shape) * 2 - 1
+    with torch.no_grad():
+        fake = g(z, labels)
+    real_logits, real_cls = d(pack(real, pac))
+    fake_logits, _ = d(pack(fake, pac))
+    assert real_logits.shape == fake_logits.shape == (2,)
+    loss = F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+    if num_classes:
+        real_cls = unpack_class_logits(real_cls, pac)
+        assert real_cls.shape == (2 * pac, num_classes)
+        loss = loss + F.cross_entropy(real_cls, labels)
+    else:
+        assert real_cls is None
+    _check_step(d, loss)
+
+
+@pytest.mark.parametrize(("name", "shape"), CASES)
+@PACS
+def test_generator_trains_through_a_discriminator_of_packs(name, shape, pac):
+    arch = ARCHITECTURES[name]
+    spec = _spec(shape, NUM_CLASSES)
+    g, d = arch.generator(spec), arch.discriminator(packed_spec(spec, pac))
+    z, labels = torch.randn(2 * pac, Z_DIM), torch.arange(2 * pac) % NUM_CLASSES
+    fake = g(z, labels)
+    assert fake.shape == (2 * pac, *shape)  # G's samples stay single samples
+    logits, class_logits = d(pack(fake, pac))
+    loss = F.softplus(-logits).mean()
+    loss = loss + F.cross_entropy(unpack_class_logits(class_logits, pac), labels)
+    _check_step(g, loss)
 
 
 # ----------------------------------------------------------------- spectral norm
