@@ -27,6 +27,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from gansweep.profiling import CallLog
 from gansweep.records.manifest import LOG_FILE, Manifest, SweepNotFoundError
 from gansweep.records.progress import SweepProgress, progress
 
@@ -96,6 +97,8 @@ class LiveView:
         self.thread = threading.Thread(target=self._loop, name="gansweep-view", daemon=True)
         self.seen: dict[str, str] = {}  # run name -> status already reported
         self.live: Live | None = None
+        # Each poll's cost, where GANSWEEP_PROFILE_CALLS asks (profiling.CallLog).
+        self.calls = CallLog(Path(storage).expanduser().resolve() / name)
 
     def __enter__(self) -> LiveView:
         if self.interactive:
@@ -125,7 +128,8 @@ class LiveView:
         wait = POLL_S
         while not self.stopping.wait(wait):
             began = time.thread_time()  # this thread's CPU: what the trials lose to it
-            self._poll()
+            with self.calls.call("view_poll"):
+                self._poll()
             wait = min(POLL_MAX_S, max(POLL_S, (time.thread_time() - began) / POLL_CPU_SHARE))
 
     def _poll(self) -> None:

@@ -9,6 +9,8 @@ import sys
 import threading
 from collections.abc import Callable
 
+from gansweep.profiling import cprofiled
+
 
 def run_then_exit(app: Callable[[], object]) -> None:
     """Run the command, then leave without the interpreter's teardown.
@@ -21,7 +23,8 @@ def run_then_exit(app: Callable[[], object]) -> None:
     way, with its traceback.
     """
     try:
-        app()
+        with cprofiled():  # only where GANSWEEP_CPROFILE asks (profiling.py)
+            app()
         code: int | str | None = 0
     except SystemExit as done:  # typer ends every command with one
         code = done.code

@@ -27,6 +27,7 @@ from gansweep.platform.schedulers import SCHEDULERS
 from gansweep.platform.trainable_registry import load_trainable
 from gansweep.platform.trial import split_config, trial_run_name
 from gansweep.platform.tune_mends import mend_tune
+from gansweep.profiling import CallLog
 from gansweep.records import ranking
 from gansweep.records.manifest import REPLICAS_DIR, Manifest
 from gansweep.records.read import find_trial_run
@@ -119,9 +120,21 @@ class ResumableOptunaSearch(OptunaSearch):
     tests/platform/test_tune_glue.py fails loudly if those attributes change.
     """
 
-    def __init__(self, *args: Any, stopped_as_pruned: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        stopped_as_pruned: bool = False,
+        calls: CallLog | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.stopped_as_pruned = stopped_as_pruned
+        # Each suggest's cost, where GANSWEEP_PROFILE_CALLS asks (profiling.CallLog).
+        self.calls = calls or CallLog(None)
+
+    def suggest(self, trial_id: str) -> dict | None:
+        with self.calls.call("suggest"):
+            return super().suggest(trial_id)
 
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
@@ -145,7 +158,9 @@ class ResumableOptunaSearch(OptunaSearch):
         super().on_trial_complete(trial_id, result, error)
 
     def restore(self, checkpoint_path: str) -> None:
+        calls = self.calls  # this driver's, not the saved one's
         super().restore(checkpoint_path)
+        self.calls = calls
         study = self._ot_study
         assert isinstance(study, optuna.Study), "OptunaSearch sets its study up on restore"
         finished = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
@@ -267,12 +282,15 @@ def optuna_searcher(
     *,
     sampler: optuna.samplers.BaseSampler | None = None,
     stopped_as_pruned: bool = STOPPED_AS_PRUNED,
+    calls: CallLog | None = None,
 ) -> ResumableOptunaSearch:
     """The search's Optuna searcher (its study in `storage`; None: in memory, as the
     search benchmark's simulated sweeps use it). `sampler` and `stopped_as_pruned` are
-    for that benchmark's variants; a sweep takes the defaults."""
+    for that benchmark's variants; a sweep takes the defaults. `calls`: where each
+    suggest's cost goes (the sweep folder's, when profiling asks for it)."""
     searcher = ResumableOptunaSearch(
         stopped_as_pruned=stopped_as_pruned,
+        calls=calls,
         space=space.define,
         metric=options.metric,
         mode=options.mode,
@@ -309,7 +327,10 @@ def build_tuner(
         searcher, extra, param_space = spec.population(manifest, space, options, sampler)
     else:
         study = optuna.storages.RDBStorage(manifest.study_storage)
-        searcher = optuna_searcher(space, options, manifest.study_name, study, sampler=sampler)
+        calls = CallLog(manifest.sweep_dir)
+        searcher = optuna_searcher(
+            space, options, manifest.study_name, study, sampler=sampler, calls=calls
+        )
         if backfill.applies(options.scheduler, options.replicate_top, options.time_budget, space):
             seeds = backfill.replica_seeds(space, options.seeds)
             searcher = backfill.SearchThenReplicas(

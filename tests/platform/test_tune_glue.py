@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 
 from gansweep.platform.trial import split_config
 from gansweep.platform.tune_glue import LOST_TRIAL_ATTR, FixedConfigs, ResumableOptunaSearch
-from gansweep.profiling import PROFILE_ENV
+from gansweep.profiling import CALLS_ENV, CALLS_FILE, PROFILE_ENV, CallLog
 from gansweep.records import ranking
 from gansweep.trainables.engine import GANTrainer
 
@@ -43,6 +43,44 @@ def test_optuna_search_still_has_the_private_state_that_resume_reads(tmp_path):
     )
     restored.restore(str(tmp_path / "searcher.pkl"))
     assert restored._completed_trials == {"trial_1"}
+
+
+@pytest.mark.parametrize("asked", [True, False])
+def test_each_suggest_is_timed_into_the_sweep_folder_only_when_asked(tmp_path, monkeypatch, asked):
+    """GANSWEEP_PROFILE_CALLS=1: one line per suggest in the sweep folder (what
+    benchmarks/driver_scale.py reads); unset, no file. A restored searcher keeps the
+    restoring driver's log, not the one saved with it."""
+    if asked:
+        monkeypatch.setenv(CALLS_ENV, "1")
+    else:
+        monkeypatch.delenv(CALLS_ENV, raising=False)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/study.db")
+    search = ResumableOptunaSearch(
+        space=space, metric="v", mode="min", study_name="s", storage=storage,
+        calls=CallLog(tmp_path),
+    )  # fmt: skip
+    for i in range(3):
+        search.suggest(f"t{i}")
+    log = tmp_path / CALLS_FILE
+    if not asked:
+        assert not log.exists()
+        return
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(c["call"], c["n"]) for c in lines] == [("suggest", 1), ("suggest", 2), ("suggest", 3)]
+    assert all(c["wall_s"] > 0 and c["cpu_s"] >= 0 for c in lines)
+    search.save(str(tmp_path / "searcher.pkl"))
+    elsewhere = tmp_path / "resumed"
+    elsewhere.mkdir()
+    restored = ResumableOptunaSearch(
+        space=space, metric="v", mode="min", study_name="s", storage=storage,
+        calls=CallLog(elsewhere),
+    )  # fmt: skip
+    restored.restore(str(tmp_path / "searcher.pkl"))
+    restored.suggest("t3")
+    assert len(log.read_text().splitlines()) == 3
+    assert [
+        json.loads(line)["n"] for line in (elsewhere / CALLS_FILE).read_text().splitlines()
+    ] == [1]
 
 
 def grid_space(trial):
