@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +30,7 @@ from gansweep.platform.tune_mends import mend_tune
 from gansweep.profiling import CallLog
 from gansweep.records import ranking
 from gansweep.records.manifest import REPLICAS_DIR, Manifest
-from gansweep.records.read import trial_run
+from gansweep.records.read import find_trial_run
 from gansweep.records.write import end_trial_run
 from gansweep.search_spaces import SearchSpace
 
@@ -69,43 +68,21 @@ def init_ray(address: str | None) -> None:
 
 class CloseTrialRuns(tune.Callback):
     """A Tune callback on the driver that closes the MLflow run of a trial the scheduler
-    stopped (its function never returns) or that failed for good.
-
-    Closing a run is 1-4 tracking calls, on a server round trips that queue behind every
-    trial's writes, and Tune's loop, which also hands out the next trials, waited on them:
-    0.30 s a trial on the driver's main thread at 1,000 trials (docs/results.md, "The
-    driver at scale"). So the calls go to a few worker threads, and on_experiment_end
-    waits for them. A close lost with a killed driver is made on resume by finalize
-    (sweep._close_open_trial_runs), as is that of every run still open then.
-    """
-
-    # Threads closing runs: enough for 2-4 round trips per trial at a few hundred trial
-    # ends a minute, few enough not to crowd the store that the trials write to.
-    THREADS = 4
+    stopped (its function never returns) or that failed for good."""
 
     def __init__(self, manifest: Manifest) -> None:
         self.manifest = manifest
-        self._pool: ThreadPoolExecutor | None = None
 
-    def __getstate__(self) -> dict[str, Any]:
-        # Tune pickles its callbacks with the run config (tuner.pkl): no threads in it.
-        return {"manifest": self.manifest, "_pool": None}
-
-    def _close_later(self, trial: Trial, status: str, run_status: str) -> None:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.THREADS, thread_name_prefix="close-runs")
-        # The Trial object changes under Tune's loop: the thread gets plain values.
-        self._pool.submit(self._close, trial.trial_id, str(trial), status, run_status)
-
-    def _close(self, trial_id: str, name: str, status: str, run_status: str) -> None:
+    def _close(self, trial: Trial, status: str, run_status: str) -> None:
         m = self.manifest
         try:
-            run = trial_run(m.tracking_uri, m.experiment_id, m.parent_run_id, trial_id)
-            # A trial that ran to its end closed its own run: nothing more to do.
-            if run is not None and run.info.status == "RUNNING":
-                end_trial_run(m.tracking_uri, run.info.run_id, status, run_status)
+            run_id = find_trial_run(
+                m.tracking_uri, m.experiment_id, m.parent_run_id, trial.trial_id
+            )
+            if run_id is not None:
+                end_trial_run(m.tracking_uri, run_id, status, run_status)
         except Exception as err:  # bookkeeping must never stop the sweep
-            log.warning("could not close the MLflow run of %s: %s", name, err)
+            log.warning("could not close the MLflow run of %s: %s", trial, err)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Trial, **info: Any) -> None:
         result = trial.last_result or {}
@@ -113,17 +90,10 @@ class CloseTrialRuns(tune.Callback):
         outcome = ranking.trial_outcome(
             result.get("step", 0), planned, bool(result.get("diverged"))
         )
-        self._close_later(trial, outcome, "FINISHED")
+        self._close(trial, outcome, "FINISHED")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Trial, **info: Any) -> None:
-        self._close_later(trial, ranking.FAILED, "FAILED")
-
-    def on_experiment_end(self, trials: list, **info: Any) -> None:
-        """Wait for every close asked for (Tune calls this when its loop ends, also on an
-        error), so that what follows (replication, finalize) reads closed runs."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        self._close(trial, ranking.FAILED, "FAILED")
 
 
 class ResumableOptunaSearch(OptunaSearch):

@@ -60,17 +60,11 @@ def child_runs(
             return runs
 
 
-def trial_run(uri: str, experiment_id: str, parent_run_id: str, trial_id: str) -> Run | None:
-    """A trial's (or replica's) run in one sweep, or None before it exists."""
-    query = f"tags.`{PARENT_TAG}` = '{parent_run_id}' and tags.`{TAG_TRIAL_ID}` = '{trial_id}'"
-    runs = with_retries(lambda: MlflowClient(uri).search_runs([experiment_id], filter_string=query))
-    return runs[0] if runs else None
-
-
 def find_trial_run(uri: str, experiment_id: str, parent_run_id: str, trial_id: str) -> str | None:
     """The run id of a trial's (or replica's) run in one sweep, or None before it exists."""
-    run = trial_run(uri, experiment_id, parent_run_id, trial_id)
-    return run.info.run_id if run is not None else None
+    query = f"tags.`{PARENT_TAG}` = '{parent_run_id}' and tags.`{TAG_TRIAL_ID}` = '{trial_id}'"
+    runs = with_retries(lambda: MlflowClient(uri).search_runs([experiment_id], filter_string=query))
+    return runs[0].info.run_id if runs else None
 
 
 def runs_frame(runs: list[Run]) -> pd.DataFrame:

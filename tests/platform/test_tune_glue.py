@@ -4,10 +4,8 @@ trials early in real sweeps, ranked by the one rule."""
 
 import json
 import os
-import pickle
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import optuna
 import pandas as pd
@@ -15,15 +13,9 @@ import pytest
 from mlflow import MlflowClient
 
 from gansweep.platform.trial import split_config
-from gansweep.platform.tune_glue import (
-    LOST_TRIAL_ATTR,
-    CloseTrialRuns,
-    FixedConfigs,
-    ResumableOptunaSearch,
-)
+from gansweep.platform.tune_glue import LOST_TRIAL_ATTR, FixedConfigs, ResumableOptunaSearch
 from gansweep.profiling import CALLS_ENV, CALLS_FILE, PROFILE_ENV, CallLog
 from gansweep.records import ranking
-from gansweep.records.run_format import PARENT_TAG, TAG_STATUS, TAG_TRIAL_ID
 from gansweep.trainables.engine import GANTrainer
 
 
@@ -255,48 +247,6 @@ def test_the_default_schedulers_stop_trials_early_and_they_rank_below_finished_o
     positions = {t: i for i, t in enumerate(ranked["trial_id"])}
     assert max(positions[t] for t in finished) < min(positions[t] for t in stopped)
     assert list(ranked["rank"]) == list(range(1, len(ranked) + 1))
-
-
-class _Trial:
-    """What CloseTrialRuns reads of a Tune trial."""
-
-    def __init__(self, trial_id: str):
-        self.trial_id = trial_id
-
-    def __str__(self) -> str:
-        return f"trial-{self.trial_id}"
-
-
-def test_runs_are_closed_off_tune_s_loop_and_all_closed_when_the_experiment_ends(tmp_path):
-    """CloseTrialRuns hands the tracking calls to its threads (Tune's loop goes on) and
-    on_experiment_end waits for them: a failed trial's open run ends FAILED with its
-    status tag, a run its trial closed itself is left as it was, a trial with no run is
-    no error; the callback still pickles (Tune saves it in tuner.pkl) once used."""
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    client = MlflowClient(uri)
-    experiment_id = client.create_experiment("e")
-    parent = client.create_run(experiment_id).info.run_id
-
-    def child(trial_id: str) -> str:
-        tags = {PARENT_TAG: parent, TAG_TRIAL_ID: trial_id}
-        return client.create_run(experiment_id, tags=tags).info.run_id
-
-    open_run, closed_run = child("a"), child("b")
-    client.set_tag(closed_run, TAG_STATUS, ranking.FINISHED)
-    client.set_terminated(closed_run, "FINISHED")
-    manifest = SimpleNamespace(tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent)
-    callback = CloseTrialRuns(manifest)
-    for trial_id in ("a", "b", "no-run"):
-        callback.on_trial_error(0, [], _Trial(trial_id))
-    callback.on_experiment_end([])
-    assert callback._pool is None
-
-    a, b = client.get_run(open_run), client.get_run(closed_run)
-    assert (a.info.status, a.data.tags[TAG_STATUS]) == ("FAILED", ranking.FAILED)
-    assert (b.info.status, b.data.tags[TAG_STATUS]) == ("FINISHED", ranking.FINISHED)
-    callback.on_trial_error(0, [], _Trial("b"))  # a pool again, after the end
-    assert pickle.loads(pickle.dumps(callback))._pool is None
-    callback.on_experiment_end([])
 
 
 @pytest.mark.slow
