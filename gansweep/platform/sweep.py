@@ -187,10 +187,11 @@ def _discard_lost_runs(manifest: Manifest) -> set[str]:
     """Delete the open runs of trials lost with a killed driver; the trial ids Tune knows.
 
     A trial that Tune started after its last save of the experiment's state is unknown to
-    the experiment a resume restores: it never runs again (its Optuna trial is marked
-    FAIL on restore) and Tune asks for another in its place. Its MLflow run is a stub that
-    would count one trial too many, so it goes (a soft delete: MLflow's "deleted runs"
-    keep it). Call it only while no Tune experiment of the sweep runs."""
+    the experiment a resume restores: it never runs again under its Tune trial id (its
+    Optuna trial goes back to the study's queue on restore, and the next new Tune trial
+    runs it). Its MLflow run is a stub that would count one trial too many, so it goes (a
+    soft delete: MLflow's "deleted runs" keep it). Call it only while no Tune experiment
+    of the sweep runs."""
     known = {trial.trial_id for trial in ExperimentAnalysis(manifest.sweep_dir).trials}
     if tune.Tuner.can_restore(str(manifest.replicas_dir)):  # Tune has saved its state
         known |= {t.trial_id for t in ExperimentAnalysis(str(manifest.replicas_dir)).trials}
