@@ -154,7 +154,8 @@ def _levels(column: pd.Series, choices: tuple[Any, ...]) -> tuple[pd.Series, boo
     order = [c for c in choices if c in seen] + sorted(
         (v for v in seen if v not in choices), key=lambda v: (str(type(v)), v)
     )
-    return pd.Series(pd.Categorical(column, categories=order, ordered=True), index=column.index), False
+    levels = pd.Categorical(column, categories=order, ordered=True)
+    return pd.Series(levels, index=column.index), False
 
 
 def _interval(scores: np.ndarray, resamples: int, rng: np.random.Generator) -> tuple[float, float]:
