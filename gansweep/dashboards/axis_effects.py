@@ -17,7 +17,7 @@ Output, ``AxisEffects``:
   ``levels``, ``binned``, ``winner`` (the value with the best median) with
   ``winner_median``, ``winner_low``, ``winner_high``, the same four for ``runner_up``
   (None/NaN where the axis has one value), and ``clear``: the winner's interval does not
-  overlap the runner-up's.
+  overlap the runner-up's, and each of the two has at least MIN_CLEAR_COUNT rows.
 
 Medians, bests and interval ends are in the metric's own units; -inf or inf where half or
 more of a value's trials had no finite result (lower or higher better respectively).
@@ -38,6 +38,9 @@ RESAMPLES = 2_000
 LEVEL = 0.95
 BINS = 3  # quantile bins of a many-valued numeric axis: low, middle, high
 MAX_LEVELS = 6  # a numeric axis with more distinct values than this is binned
+# A clear winner needs this many rows on both sides: the bootstrap interval of one row's
+# median is that row's value, a point that overlaps nothing and says nothing of the noise.
+MIN_CLEAR_COUNT = 3
 
 VALUE_COLUMNS = ["axis", "value", "count", "median", "best", "low", "high"]
 AXIS_COLUMNS = [
@@ -106,17 +109,24 @@ def axis_effects(
     values = pd.DataFrame(value_rows, columns=VALUE_COLUMNS)
     axes = pd.DataFrame(axis_rows, columns=AXIS_COLUMNS)
     if not lower_is_better:  # back from scores (lower is better) to the metric's units
-        for frame, columns in ((values, ["median", "best", "low", "high"]),
-                               (axes, ["winner_median", "winner_low", "winner_high",
-                                       "runner_up_median", "runner_up_low",
-                                       "runner_up_high"])):  # fmt: skip
-            # The interval's ends swap places when the sign flips.
-            frame[columns] = -frame[columns]
-            for low, high in (("low", "high"), ("winner_low", "winner_high"),
-                              ("runner_up_low", "runner_up_high")):  # fmt: skip
-                if low in frame:
-                    frame[[low, high]] = frame[[high, low]].to_numpy()
+        values = _negated(values, [("median", None), ("best", None), ("low", "high")])
+        axes = _negated(
+            axes, [("winner_median", None), ("winner_low", "winner_high"),
+                   ("runner_up_median", None), ("runner_up_low", "runner_up_high")],
+        )  # fmt: skip
     return AxisEffects(values=values, axes=axes)
+
+
+def _negated(frame: pd.DataFrame, columns: list[tuple[str, str | None]]) -> pd.DataFrame:
+    """`frame` with each column negated; a (low, high) pair also swaps places, as the
+    ends of an interval do when the sign flips."""
+    out = frame.copy()
+    for first, second in columns:
+        if second is None:
+            out[first] = -frame[first]
+        else:
+            out[first], out[second] = -frame[second], -frame[first]
+    return out
 
 
 def _scores(metric: pd.Series, lower_is_better: bool) -> np.ndarray:
@@ -178,7 +188,11 @@ def _verdict(axis: str, rows: list[dict[str, Any]], count: int, binned: bool) ->
         for key in ("median", "low", "high"):
             out[f"{role}_{key}"] = row[key] if row else float("nan")
     # Clear: the two intervals do not overlap (a conservative test of the difference).
-    out["clear"] = len(ranked) > 1 and bool(out["winner_high"] < out["runner_up_low"])
+    out["clear"] = (
+        len(ranked) > 1
+        and min(ranked[0]["count"], ranked[1]["count"]) >= MIN_CLEAR_COUNT
+        and bool(out["winner_high"] < out["runner_up_low"])
+    )
     return out
 
 

@@ -158,3 +158,15 @@ def test_an_empty_table_gives_one_row_per_axis_and_no_values():
     assert effects.values.empty
     assert list(effects.axes["count"]) == [0] * 5
     assert effects.axes["winner"].isna().all()
+
+
+def test_a_winner_seen_in_fewer_than_three_rows_is_never_clear():
+    table = sweep()
+    # Keep two ns trials: ns still wins by far, but two rows say nothing of the noise.
+    table = table.drop(index=np.flatnonzero(table["loss"] == "ns")[2:])
+    loss = row(axis_effects(table, SPACE, "distance"), "loss")
+    assert loss["winner"] == "ns" and loss["winner_high"] < loss["runner_up_low"]
+    assert not loss["clear"]
+    # A third ns trial makes it clear.
+    three = sweep().drop(index=np.flatnonzero(sweep()["loss"] == "ns")[3:])
+    assert row(axis_effects(three, SPACE, "distance"), "loss")["clear"]
