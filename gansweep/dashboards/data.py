@@ -1,6 +1,7 @@
 """Gather what a report shows: the sweep's standings (its trials ranked by the one rule
-in gansweep.records, its replicated configs), the learning curves and sample images of
-the trials worth showing, and the Optuna study.
+in gansweep.records, its replicated configs), every trial's MLflow params, the learning
+curves and sample images of the trials worth showing, the Optuna study and the search
+space.
 
 Only MLflow and the Optuna study are read, never the Ray Tune experiment, so a sweep that
 is still running, or whose driver died, gets a report of what was recorded so far.
@@ -22,11 +23,12 @@ import optuna
 import pandas as pd
 from mlflow.artifacts import download_artifacts
 
-from gansweep.records.leaderboard import Standings, standings
+from gansweep.records.leaderboard import Standings, standings_and_runs
 from gansweep.records.manifest import STUDY_FILE, Manifest
 from gansweep.records.read import metric_histories
 from gansweep.records.run_format import SAMPLES_FILE
 from gansweep.records.store import TrackingError, check_tracking_store, scrub
+from gansweep.search_spaces import SearchSpace, SearchSpaceError, parse_space
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,11 @@ class SweepData:
     samples: dict[str, bytes] = field(default_factory=dict)  # run_id -> PNG
     study: optuna.Study | None = None
     study_note: str = ""  # why there is no study
+    # run_id, then one column per TrialConfig field as MLflow holds it (strings; the
+    # TrialConfig default where a conditional param was not sampled): every run's params
+    params: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["run_id"]))
+    space: SearchSpace | None = None  # the space the sweep searched, from its manifest
+    space_note: str = ""  # why there is no space
     generated: str = ""
 
     @property
@@ -160,7 +167,29 @@ def load_study(manifest: Manifest) -> tuple[optuna.Study | None, str]:
         return None, f"the Optuna study {manifest.study_name!r} cannot be read: {err}"
 
 
+# ------------------------------------------------------------------------ the space
+
+
+def load_space_of(manifest: Manifest) -> tuple[SearchSpace | None, str]:
+    """The space the sweep searched, from the YAML text its manifest keeps, or (None, why
+    not). (The platform's sweep.space_of also applies the --set values to the fixed ones;
+    the report needs only the searched params, which --set does not change.)"""
+    if not manifest.space_source.strip():
+        return None, f"the sweep's manifest does not hold its search space ({manifest.space!r})."
+    try:
+        return parse_space(manifest.space_source, name=manifest.space, origin=manifest.space), ""
+    except SearchSpaceError as err:  # a space written by an older version of gansweep
+        return None, f"the sweep's search space no longer loads: {err}"
+
+
 # --------------------------------------------------------------------------- gather
+
+
+def run_params(runs: pd.DataFrame) -> pd.DataFrame:
+    """run_id and one column per param (MLflow's strings) of a read.runs_frame."""
+    prefix = "params."
+    columns = ["run_id", *(c for c in runs if c.startswith(prefix))]
+    return runs.reindex(columns=columns).rename(columns=lambda c: c.removeprefix(prefix))
 
 
 def gallery_run_ids(trials: pd.DataFrame) -> list[str]:
@@ -176,7 +205,7 @@ def gather(manifest: Manifest) -> SweepData:
     """Read everything the report shows from MLflow and the Optuna study."""
     try:
         check_tracking_store(manifest.tracking_uri, must_exist=True)
-        ranked = standings(manifest)
+        ranked, runs = standings_and_runs(manifest)
     except TrackingError as err:
         raise ReportError(str(err)) from None
     except Exception as err:
@@ -185,7 +214,11 @@ def gather(manifest: Manifest) -> SweepData:
             scrub(f"cannot read the runs of sweep {manifest.name!r} from {uri}: {err}", uri)
         ) from None
     study, note = load_study(manifest)
-    data = SweepData(manifest=manifest, standings=ranked, study=study, study_note=note)
+    space, space_note = load_space_of(manifest)
+    data = SweepData(
+        manifest=manifest, standings=ranked, study=study, study_note=note, params=run_params(runs),
+        space=space, space_note=space_note,
+    )  # fmt: skip
     trials = data.trials
     shown = list(trials.loc[trials["rank"] > 0, "run_id"])
     data.curves = metric_histories(manifest.tracking_uri, shown, ranked.metric)

@@ -4,12 +4,14 @@ that opens from disk with no server and no internet.
 Sections follow the questions the large GAN studies ask (Lucic et al. 2018, Kurach et
 al. 2019): which configs won, and do they hold on fresh seeds; how each loss, penalty,
 normalization and optimizer fares over the whole search at equal budget (the
-"landscape"); how often each loss breaks; which parameters mattered; and how the best
-result grows with budget ("best score for budget k").
+"landscape"); how often each loss breaks; which parameters mattered, which of their
+values won and whether beyond the noise; and how the best result grows with budget
+("best score for budget k").
 
 Every section is always present; where the data for a chart does not exist yet (no
 finished trial, all diverged, too few trials for importances) it says so in a sentence.
-The sections live in sections_results.py, sections_landscape.py and sections_search.py.
+The sections live in sections_results.py, sections_landscape.py, sections_search.py and
+sections_axes.py.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from plotly.offline import get_plotlyjs
 
 from gansweep.dashboards.data import SweepData, gather
+from gansweep.dashboards.sections_axes import section_axes
 from gansweep.dashboards.sections_landscape import (
     section_landscape,
     section_seeds,
@@ -45,6 +48,7 @@ SECTIONS = (
     ("stability", "Stability"),
     ("curves", "Learning curves"),
     ("importance", "What mattered"),
+    ("axes", "Which axes mattered"),
     ("budget", "Budget"),
     ("samples", "Samples"),
     ("trials", "All trials"),
@@ -72,6 +76,7 @@ RENDERERS = {
     "seeds": section_seeds,
     "curves": section_curves,
     "importance": section_importance,
+    "axes": section_axes,
     "budget": section_budget,
     "samples": section_samples,
     "trials": section_trials,

@@ -50,28 +50,54 @@ def _completed_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
 
 
+def _finite_values(completed: list[optuna.trial.FrozenTrial]) -> list[float]:
+    return [
+        t.value for t in completed
+        if t.value is not None and math.isfinite(t.value) and abs(t.value) < DIVERGED_DISTANCE
+    ]  # fmt: skip
+
+
+def _why_no_importances(completed: list[optuna.trial.FrozenTrial]) -> str | None:
+    """Why the study's trials cannot be ranked by importance (HTML), or None if they can."""
+    if completed and not _finite_values(completed):
+        return "Every completed trial diverged: there is nothing to explain."
+    if len(completed) < MIN_IMPORTANCE_TRIALS:
+        return (
+            f"Parameter importances need at least {MIN_IMPORTANCE_TRIALS} completed trials "
+            f"(PED-ANOVA compares the best 10% with the rest); the study has {len(completed)}."
+        )
+    if len({t.value for t in completed}) < 2:
+        return "Every completed trial has the same value: nothing to explain."
+    return None
+
+
+def param_importances(data: SweepData) -> tuple[dict[str, float] | None, str]:
+    """(param -> Optuna's PED-ANOVA importance, summing to 1; or None, why not as HTML):
+    the figures section_importance draws, for other sections to quote."""
+    study = data.study
+    if study is None:
+        return None, f"No parameter importances: {esc(data.study_note)}"
+    why = _why_no_importances(_completed_trials(study))
+    if why is not None:
+        return None, why
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # section_importance shows Optuna's warnings
+        try:
+            return optuna.importance.get_param_importances(study), ""
+        except Exception as err:  # e.g. too few trials for the evaluator
+            return None, f"Optuna could not rank the parameters: {esc(err)}"
+
+
 def section_importance(data: SweepData, charts: Charts) -> str:
     study = data.study
     if study is None:
         return sentence(f"No parameter importances: {esc(data.study_note)}")
     completed = _completed_trials(study)
-    finite = [
-        t.value for t in completed
-        if t.value is not None and math.isfinite(t.value) and abs(t.value) < DIVERGED_DISTANCE
-    ]  # fmt: skip
+    finite = _finite_values(completed)
     parts = []
-    if completed and not finite:
-        parts.append(sentence("Every completed trial diverged: there is nothing to explain."))
-    elif len(completed) < MIN_IMPORTANCE_TRIALS:
-        parts.append(
-            sentence(
-                f"Parameter importances need at least {MIN_IMPORTANCE_TRIALS} completed trials "
-                f"(PED-ANOVA compares the best 10% with the rest); the study has "
-                f"{len(completed)}."
-            )
-        )
-    elif len({t.value for t in completed}) < 2:
-        parts.append(sentence("Every completed trial has the same value: nothing to explain."))
+    why = _why_no_importances(completed)
+    if why is not None:
+        parts.append(sentence(why))
     else:
         notes: list[str] = []
         fig = _optuna_figure(lambda: ov.plot_param_importances(study), notes)

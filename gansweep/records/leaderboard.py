@@ -45,13 +45,22 @@ class Standings:
 
 def standings(manifest: Manifest) -> Standings:
     """Read the sweep's runs once and rank them."""
-    runs = child_runs(manifest.tracking_uri, manifest.experiment_id, manifest.parent_run_id)
-    return rank_runs(
-        trials_frame(runs_frame(runs), manifest.metric, manifest.status == "running"),
+    return standings_and_runs(manifest)[0]
+
+
+def standings_and_runs(manifest: Manifest) -> tuple[Standings, pd.DataFrame]:
+    """The standings, and the runs they were ranked from (read.runs_frame: every param,
+    metric and tag), for a reader that needs more of each run than the standings keep."""
+    runs = runs_frame(
+        child_runs(manifest.tracking_uri, manifest.experiment_id, manifest.parent_run_id)
+    )
+    ranked = rank_runs(
+        trials_frame(runs, manifest.metric, manifest.status == "running"),
         manifest.metric,
         manifest.mode,
         manifest.seeds_planned,
     )
+    return ranked, runs
 
 
 def rank_runs(frame: pd.DataFrame, metric: str, mode: str, seeds_planned: int) -> Standings:

@@ -30,6 +30,19 @@ D_NORMS = ("none", "spectral")
 OPTIMIZERS = ("adam", "rmsprop")
 TYPICAL = {"ns": 0.6, "wgan": 1.4, "hinge": 0.8, "lsgan": 1.0}  # made-up median distance
 STEPS, EVAL_EVERY = 1500, 500
+# The space the made-up trials are drawn from, as a manifest keeps it (the report reads
+# the searched axes from it).
+SPACE = """
+fixed: {dataset: ring8, steps: 1500, eval_every: 500}
+params:
+  loss: {choice: [ns, wgan, hinge, lsgan]}
+  penalty: {choice: [none, gp, r1]}
+  penalty_weight: {loguniform: [0.1, 10.0], when: {penalty: [gp, r1]}}
+  d_norm: {choice: [none, spectral]}
+  optimizer: {choice: [adam, rmsprop]}
+  lr_g: {loguniform: [1.0e-4, 3.0e-3]}
+  lr_d: {loguniform: [1.0e-4, 3.0e-3]}
+"""
 
 
 def _samples_png(folder: Path) -> Path:
@@ -141,13 +154,16 @@ def make_sweep(
     status: str = "finished",
     rng_seed: int = 0,
     all_metrics: bool = False,
+    spectral: float = 0.6,
 ) -> Manifest:
     """Make a sweep of `n_trials` made-up trials under `root` and return its manifest.
 
     `diverged`, `failed`, `stopped_early` are the shares of trials that end so (1.0
     diverged: all do); the best `replicate_top` finished trials are replicated on `seeds`
     fresh seeds. With `all_metrics` every run reports every metric of METRICS as
-    registered now (every_metric), not only the mixture metrics.
+    registered now (every_metric), not only the mixture metrics. Spectral norm in D
+    multiplies a trial's distance by `spectral` (the axis built to matter; the losses
+    differ too, by TYPICAL).
     """
     import optuna
 
@@ -161,8 +177,8 @@ def make_sweep(
     experiment_id, parent = start_sweep_run(uri, name, options, None)
     manifest = Manifest(
         name=name, sweep_dir=str(sweep_dir), tracking_uri=uri, experiment_id=experiment_id,
-        parent_run_id=parent, study_name=name, space="synthetic", space_source="", options=options,
-        status=status, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        parent_run_id=parent, study_name=name, space="synthetic", space_source=SPACE,
+        options=options, status=status, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )  # fmt: skip
     study = optuna.create_study(
         study_name=name, storage=manifest.study_storage, direction="minimize"
@@ -188,7 +204,7 @@ def make_sweep(
             trial_id = f"{rng.getrandbits(32):08x}"
             end = _outcome(rng, diverged, failed, stopped_early)
             final = TYPICAL[cfg.loss] * math.exp(rng.gauss(0, 0.4))
-            final *= 0.6 if cfg.d_norm == "spectral" else 1.0
+            final *= spectral if cfg.d_norm == "spectral" else 1.0
             last_step = STEPS if end == ranking.FINISHED else EVAL_EVERY * rng.randint(1, 2)
             reported = _record(
                 manifest, cfg, trial_id, end, final, last_step, samples, all_metrics=all_metrics

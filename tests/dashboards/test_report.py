@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from mlflow import MlflowClient
-from synthetic_sweep import make_sweep
+from synthetic_sweep import SPACE, make_sweep
 
 from gansweep.dashboards import REPORT_FILE, SECTIONS, ReportError, gather, write_report
 from gansweep.dashboards.stats import best_of_k, best_so_far
 from gansweep.records.manifest import Manifest
+from gansweep.search_spaces import parse_space
 
 GANSWEEP = [sys.executable, "-m", "gansweep.platform.cli"]
 TINY = ["--set", "steps=200", "--set", "eval_every=100", "--set", "eval_samples=500"]
@@ -179,6 +180,45 @@ def test_a_mixed_sweep_has_importances_seed_spread_and_escaped_strings(synthetic
     data = gather(manifest)
     assert len(data.trials) == 31 and set(data.trials["run_id"]) <= set(re.findall(
         r"<code>([0-9a-f]{32})</code>", page))  # fmt: skip
+
+
+def section(page: str, anchor: str) -> str:
+    start = page.index(f'<section id="{anchor}">')
+    return page[start : page.index("</section>", start)]
+
+
+def axis_rows(text: str) -> dict[str, str]:
+    """axis -> its row of the "Which axes mattered" table, as text."""
+    rows = re.findall(r"<tr><td>([a-z_]+)[^<]*</td>(.*?)</tr>", text)
+    return {axis: re.sub(r"<[^>]+>", "", cells) for axis, cells in rows}
+
+
+def test_which_axes_mattered_names_every_axis_and_says_clear_for_the_one_built_to_matter(
+    synthetic,
+):
+    # Spectral norm divides the distance by 4; the optimizer does nothing (synthetic_sweep).
+    manifest = synthetic(40, replicate_top=3, stopped_early=0.0, diverged=0.05, spectral=0.25)
+    page = write_report(manifest, log_to_mlflow=False).read_text()
+    text = section(page, "axes")
+    rows = axis_rows(text)
+    assert list(rows) == [p.name for p in parse_space(SPACE).params]
+    assert rows["d_norm"].index("spectral:") < rows["d_norm"].index("none:")  # the winner
+    assert rows["d_norm"].endswith("clear") and "within the noise" not in rows["d_norm"]
+    assert rows["optimizer"].endswith("within the noise")
+    data = gather(manifest)
+    full = int((data.trials["status"] == "finished").sum())
+    assert full >= 5 and f"from the {full} trials that reached their full budget" in text
+    assert "The best replicated config varies by" in text
+    assert "(3 bins of equal count)" in text  # lr_g, lr_d and penalty_weight are ranges
+
+
+def test_which_axes_mattered_uses_every_ended_trial_when_few_reached_their_budget(synthetic):
+    manifest = synthetic(8, stopped_early=1.0, diverged=0.0, failed=0.0)
+    text = section(write_report(manifest, log_to_mlflow=False).read_text(), "axes")
+    assert "from all 8 ended trials, those stopped early included" in text
+    assert "only 0 reached their full budget" in text
+    assert len(axis_rows(text)) == len(parse_space(SPACE).params)
+    assert "no config was retrained on at least two fresh seeds" in text
 
 
 def test_the_wide_tables_scroll_sideways_inside_the_page(synthetic):
