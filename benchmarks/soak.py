@@ -14,6 +14,8 @@ advance, whatever the faults and the timing. The faults, in three driver lifetim
 - the MLflow server is restarted once, in the second lifetime; PostgreSQL once, in the
   third;
 - trial workers are SIGKILLed at random times in each (--worker-kills per lifetime).
+The first two lifetimes last 0.2-0.35 of the clean sweep's wall time from their first
+trial, or until 40 % and 75 % of the trials have ended, whichever comes first.
 
 At the end: every planned trial ended exactly once (one finished run per grid point, no
 run left open), no duplicate run, no missing metric (every run has each recorded step of
@@ -154,23 +156,51 @@ def sweep_args(name: str, space: Path, trials: int, in_flight: int, server: str)
 # ------------------------------------------------------------------ faults
 
 
-def during(driver: Driver, seconds: float, actions: list[tuple[float, object]]) -> list[str]:
+def ended_trials(driver: Driver) -> int:
+    """The sweep's trial runs that have ended; 0 while its records cannot be read (the
+    MLflow server or PostgreSQL may be restarting)."""
+    try:
+        manifest = Manifest.load(driver.folder / "sweeps", driver.name)
+        return sum(r.info.status != "RUNNING" for r in runs_of(manifest))
+    except Exception:
+        return 0
+
+
+def during(
+    driver: Driver, seconds: float, actions: list[tuple[float, object]], until_ended: int
+) -> list[str]:
     """Let the driver run for `seconds` (or to its end), doing each (at, action) at its
-    time; the names of the actions done."""
+    time; the names of the actions done. Once `until_ended` trial runs have ended, the
+    actions still to come are done at once and the lifetime ends: its times are drawn
+    from the clean sweep's wall time, and a resumed sweep that runs faster than that
+    (Ray's start-up is a larger share of a short sweep) would otherwise end before the
+    driver kill it is meant to survive."""
     done, start = [], time.monotonic()
+    checked = start
+
+    def enough() -> bool:
+        nonlocal checked
+        if time.monotonic() - checked < 2.0:  # a read of every run: not at every tick
+            return False
+        checked = time.monotonic()
+        return ended_trials(driver) >= until_ended
+
+    hurry = False
     for at, action in sorted(actions, key=lambda a: a[0]):
-        while time.monotonic() - start < at:
+        while not hurry and time.monotonic() - start < at:
             if not driver.running():
                 return done
+            hurry = enough()
             time.sleep(0.2)
         if driver.running() and action() is not False:
             done.append(action.__name__)
-    while time.monotonic() - start < seconds and driver.running():
+    while not hurry and time.monotonic() - start < seconds and driver.running():
+        hurry = enough()
         time.sleep(0.2)
     return done
 
 
-def soak(driver: Driver, args: list[str], clean_s: float, stack, opts) -> Counter:
+def soak(driver: Driver, args: list[str], clean_s: float, stack, opts, trials: int) -> Counter:
     """The faulted sweep: three driver lifetimes, as the module's docstring says."""
     database, server = stack
     rng = random.Random(opts.seed)
@@ -199,7 +229,10 @@ def soak(driver: Driver, args: list[str], clean_s: float, stack, opts) -> Counte
             planned.append((rng.uniform(0.1, 0.5) * life, mlflow_restart))
         if lifetime == 2:
             planned.append((rng.uniform(0.1, 0.5) * life, postgres_restart))
-        faults.update(during(driver, life if lifetime < 2 else 0, planned))
+        # The first two lifetimes end by 40 % and 75 % of the trials at the latest, so
+        # that the third has trials to run through PostgreSQL's restart.
+        until_ended = round(trials * (0.4, 0.75)[lifetime]) if lifetime < 2 else trials + 1
+        faults.update(during(driver, life if lifetime < 2 else 0, planned, until_ended))
         if lifetime < 2:
             if not driver.running():
                 raise RuntimeError(f"the sweep ended before driver kill {lifetime + 1}")
@@ -286,7 +319,7 @@ def main() -> None:
         soaked = Driver(folder, "soak", env)
         started = time.monotonic()
         args = sweep_args("soak", space, trials, opts.in_flight, url)
-        faults = soak(soaked, args, clean_s, stack, opts)
+        faults = soak(soaked, args, clean_s, stack, opts, trials)
         soak_s = time.monotonic() - started
         storage = folder / "sweeps"
         result = check(Manifest.load(storage, "clean"), Manifest.load(storage, "soak"), trials)
