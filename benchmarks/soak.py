@@ -14,8 +14,9 @@ advance, whatever the faults and the timing. The faults, in three driver lifetim
 - the MLflow server is restarted once, in the second lifetime; PostgreSQL once, in the
   third;
 - trial workers are SIGKILLed at random times in each (--worker-kills per lifetime).
-The first two lifetimes last 0.2-0.35 of the clean sweep's wall time from their first
-trial, or until 40 % and 75 % of the trials have ended, whichever comes first.
+Each lifetime's faults come, and the first two lifetimes end, 0.2-0.35 of the clean
+sweep's wall time after their first trial, or once 40 % of the trials left at its start
+have ended, whichever comes first.
 
 At the end: every planned trial ended exactly once (one finished run per grid point, no
 run left open), no duplicate run, no missing metric (every run has each recorded step of
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import signal
@@ -171,7 +173,7 @@ def during(
 ) -> list[str]:
     """Let the driver run for `seconds` (or to its end), doing each (at, action) at its
     time; the names of the actions done. Once `until_ended` trial runs have ended, the
-    actions still to come are done at once and the lifetime ends: its times are drawn
+    actions still to come are done at once and `seconds` is cut short: its times are drawn
     from the clean sweep's wall time, and a resumed sweep that runs faster than that
     (Ray's start-up is a larger share of a short sweep) would otherwise end before the
     driver kill it is meant to survive."""
@@ -229,9 +231,11 @@ def soak(driver: Driver, args: list[str], clean_s: float, stack, opts, trials: i
             planned.append((rng.uniform(0.1, 0.5) * life, mlflow_restart))
         if lifetime == 2:
             planned.append((rng.uniform(0.1, 0.5) * life, postgres_restart))
-        # The first two lifetimes end by 40 % and 75 % of the trials at the latest, so
-        # that the third has trials to run through PostgreSQL's restart.
-        until_ended = round(trials * (0.4, 0.75)[lifetime]) if lifetime < 2 else trials + 1
+        # A lifetime's faults come, and the first two lifetimes end, by the time 40 % of
+        # the trials it started with have ended, at the latest: each lifetime, the third
+        # (PostgreSQL's restart) included, then has trials to run through its faults.
+        left = trials - ended_trials(driver)
+        until_ended = trials - left + max(1, math.ceil(0.4 * left))
         faults.update(during(driver, life if lifetime < 2 else 0, planned, until_ended))
         if lifetime < 2:
             if not driver.running():
