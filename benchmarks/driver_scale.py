@@ -368,10 +368,11 @@ def study_unfinished(work: Path) -> dict[str, int]:
     import optuna
 
     from gansweep.records.manifest import Manifest
+    from gansweep.records.study_store import open_study_storage
 
     manifest = Manifest.load(work / "sweeps", NAME)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=manifest.study_name, storage=manifest.study_storage)
+    study = optuna.load_study(study_name=manifest.study_name, storage=open_study_storage(manifest))
     states = Counter(t.state.name for t in study.get_trials(deepcopy=False))
     done = states["COMPLETE"] + states["PRUNED"]
     return {"study_trials": sum(states.values()), "study_unfinished": sum(states.values()) - done}

@@ -40,6 +40,10 @@ FORBIDDEN = {
     "search_spaces": {"ray", "mlflow"},
     "dashboards": {"ray"},
 }
+# The one file of a layer allowed what its layer is not: the sweep's Optuna study is one
+# of its records (written by the driver, read by the report), opened there with a
+# deferred import, so `ls` and `status` load no Optuna.
+ALLOWED_THERE = {("gansweep.records.study_store", "optuna")}
 
 
 def layer_of(module: str) -> str:
@@ -77,7 +81,7 @@ def violations(module: str, source: str) -> list[str]:
         top = imported.split(".")[0]
         if top == "gansweep" and layer_of(imported) not in ALLOWED[own]:
             found.append(f"{module}:{line} imports {imported} ({own} -> {layer_of(imported)})")
-        if top in FORBIDDEN.get(own, ()):
+        if top in FORBIDDEN.get(own, ()) and (module, top) not in ALLOWED_THERE:
             found.append(f"{module}:{line} imports {imported}, which {own} must not")
     return found
 
@@ -99,6 +103,9 @@ def test_every_import_goes_down_the_layers(path):
          ["gansweep.dashboards.data:2 imports gansweep.platform.cli (dashboards -> platform)"]),
         ("gansweep.trainables.engine", "import mlflow\n",
          ["gansweep.trainables.engine:1 imports mlflow, which trainables must not"]),
+        ("gansweep.records.read", "def f():\n    import optuna\n",
+         ["gansweep.records.read:2 imports optuna, which records must not"]),
+        ("gansweep.records.study_store", "def f():\n    import optuna\n", []),
         ("gansweep.trainables.checkpoint", "from gansweep.records.write import TrialRun\n",
          ["gansweep.trainables.checkpoint:1 imports gansweep.records.write "
           "(trainables -> records)"]),

@@ -24,10 +24,11 @@ import pandas as pd
 from mlflow.artifacts import download_artifacts
 
 from gansweep.records.leaderboard import Standings, standings_and_runs
-from gansweep.records.manifest import STUDY_FILE, Manifest
+from gansweep.records.manifest import Manifest
 from gansweep.records.read import metric_histories
 from gansweep.records.run_format import SAMPLES_FILE
 from gansweep.records.store import TrackingError, check_tracking_store, scrub
+from gansweep.records.study_store import open_study_storage
 from gansweep.search_spaces import SearchSpace, SearchSpaceError, parse_space
 
 log = logging.getLogger(__name__)
@@ -155,14 +156,24 @@ def _no_progress_bars() -> Iterator[None]:
 # ----------------------------------------------------------------------- Optuna study
 
 
+def sweep_study(storage: str | Path, name: str) -> optuna.Study:
+    """The Optuna study of sweep `name` in `storage` (a user's notebook, the tests);
+    LookupError when it has none yet."""
+    study, why = load_study(Manifest.load(storage, name))
+    if study is None:
+        raise LookupError(why)
+    return study
+
+
 def load_study(manifest: Manifest) -> tuple[optuna.Study | None, str]:
     """The sweep's Optuna study, or (None, why not)."""
-    path = Path(manifest.sweep_dir) / STUDY_FILE
-    if not path.is_file():  # opening a missing SQLite file would create it
+    path = manifest.study_path
+    if not path.is_file():  # opening a missing study file would create it
         return None, f"the sweep has no Optuna study yet ({path} does not exist)."
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        return optuna.load_study(study_name=manifest.study_name, storage=manifest.study_storage), ""
+        storage = open_study_storage(manifest)
+        return optuna.load_study(study_name=manifest.study_name, storage=storage), ""
     except Exception as err:  # an unknown study name, a database being created, ...
         return None, f"the Optuna study {manifest.study_name!r} cannot be read: {err}"
 

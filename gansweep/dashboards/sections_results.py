@@ -21,6 +21,7 @@ from gansweep.dashboards.widgets import (
 from gansweep.records.ranking import RULE
 from gansweep.records.read import extra_metrics
 from gansweep.records.store import redact
+from gansweep.records.study_store import study_location
 
 
 def section_header(data: SweepData, sections: tuple[tuple[str, str], ...]) -> str:
@@ -62,7 +63,7 @@ def section_header(data: SweepData, sections: tuple[tuple[str, str], ...]) -> st
 {running}
 <p class="meta">space <code>{esc(m.space)}</code> · started {esc(m.created)} ·
 MLflow {esc(redact(m.tracking_uri))}, experiment {esc(m.experiment_id)}, parent run
-<code>{esc(m.parent_run_id)}</code> · Optuna study {esc(m.study_storage)} ·
+<code>{esc(m.parent_run_id)}</code> · Optuna study {esc(study_location(m))} ·
 report of {esc(data.generated)}</p>
 <nav>{nav}</nav>
 </header>"""

@@ -30,6 +30,7 @@ from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from gansweep.records.manifest import Manifest
+from gansweep.records.study_store import open_study_storage
 from gansweep.search_spaces import SearchSpace
 from gansweep.trainables.config import TrialConfig
 
@@ -84,7 +85,7 @@ def initial_population(
     resumed sweep reuses the ones asked before instead of asking again."""
     study = optuna.create_study(
         study_name=manifest.study_name,
-        storage=manifest.study_storage,
+        storage=open_study_storage(manifest, writer=True),
         sampler=sampler,
         direction="minimize" if options.mode == "min" else "maximize",
         load_if_exists=True,
@@ -106,6 +107,7 @@ class TellOptuna(tune.Callback):
         self.manifest, self.metric = manifest, metric
         self.population = [dict(c) for c in population]
         self.numbers: dict[str, int] = {}  # Tune trial id -> Optuna trial number
+        self.storage: optuna.storages.BaseStorage | None = None  # opened at the first tell
 
     def on_trial_start(self, iteration: int, trials: list, trial: Trial, **info: Any) -> None:
         # A trial starts with its point of the population (PBT changes it only later).
@@ -119,9 +121,10 @@ class TellOptuna(tune.Callback):
         if number is None:
             return  # started before a driver restart: the study keeps it running
         try:
-            study = optuna.load_study(
-                study_name=self.manifest.study_name, storage=self.manifest.study_storage
-            )
+            # One storage for every tell: a journal is read from its start once, not
+            # at each tell (initial_population repaired it before the search began).
+            self.storage = self.storage or open_study_storage(self.manifest)
+            study = optuna.load_study(study_name=self.manifest.study_name, storage=self.storage)
             if value is None:
                 study.tell(number, state=optuna.trial.TrialState.FAIL)
             else:

@@ -31,6 +31,7 @@ from gansweep.profiling import CallLog
 from gansweep.records import ranking
 from gansweep.records.manifest import REPLICAS_DIR, Manifest
 from gansweep.records.read import find_trial_run
+from gansweep.records.study_store import open_study_storage
 from gansweep.records.write import end_trial_run
 from gansweep.search_spaces import SearchSpace
 
@@ -100,7 +101,7 @@ class ResumableOptunaSearch(OptunaSearch):
     """OptunaSearch whose restore reconciles its saved state with the study.
 
     Tune saves the searcher with its experiment state, every 10 s or more, while the study
-    in optuna.db is always current; after the driver dies the two disagree:
+    (records/study_store.py) is always current; after the driver dies the two disagree:
     - a trial the study saw finish after the last save is resumed by Tune (from an older
       checkpoint): it counts as completed, so its results are not reported again (Optuna
       refuses to update a finished trial, and the resumed sweep would end with an error);
@@ -326,7 +327,7 @@ def build_tuner(
     if spec.population is not None:  # Optuna proposes the first population only
         searcher, extra, param_space = spec.population(manifest, space, options, sampler)
     else:
-        study = optuna.storages.RDBStorage(manifest.study_storage)
+        study = open_study_storage(manifest, writer=True)
         calls = CallLog(manifest.sweep_dir)
         searcher = optuna_searcher(
             space, options, manifest.study_name, study, sampler=sampler, calls=calls

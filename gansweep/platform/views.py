@@ -16,6 +16,7 @@ from rich.table import Table
 from gansweep.records.manifest import BEST_FILE, Manifest
 from gansweep.records.ranking import RULE
 from gansweep.records.store import redact
+from gansweep.records.study_store import study_location
 
 if TYPE_CHECKING:
     from gansweep.platform.sweep_input import PreparedSweep
@@ -79,7 +80,7 @@ def print_where(manifest: Manifest) -> None:
     uri = redact(manifest.tracking_uri)  # the manifest holds none; shown lines never do
     typer.echo(f"MLflow:           experiment {manifest.name!r} in {uri}")
     typer.echo(f"                  open it: gansweep ui --tracking-uri {uri}")
-    typer.echo(f"Optuna study:     optuna-dashboard {manifest.study_storage}")
+    typer.echo(f"Optuna study:     optuna-dashboard {study_location(manifest)}")
 
 
 def print_outcome(ranked: Standings, manifest: Manifest) -> None:

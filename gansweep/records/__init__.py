@@ -1,7 +1,8 @@
 """The records of a sweep, the layer every other side shares: the MLflow run format
 (run_format.py), which store it goes to (store.py), writing it (write.py), reading it
-back (read.py), the sweep manifest (manifest.py), and the one rule for how a trial ended
-and how trials rank (ranking.py, leaderboard.py).
+back (read.py), the sweep manifest (manifest.py), the Optuna study's file
+(study_store.py), and the one rule for how a trial ended and how trials rank
+(ranking.py, leaderboard.py).
 
 platform/ (the GAN trainable, trial.py, among it) and dashboards/ import this package;
 it imports none of them (only the trial schema, the metric registry and files.py).

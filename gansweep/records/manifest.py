@@ -16,7 +16,8 @@ from gansweep.records.store import TrackingError, refuse_secrets
 
 # The files of a sweep folder (<storage>/<name>/) besides the Tune experiment's own.
 MANIFEST_FILE = "gansweep.json"
-STUDY_FILE = "optuna.db"
+STUDY_FILE = "optuna.log"  # the Optuna study's journal (records/study_store.py)
+LEGACY_STUDY_FILE = "optuna.db"  # the study of a sweep made before the journal (SQLite)
 SPACE_FILE = "space.yaml"
 LEADERBOARD_FILE = "leaderboard.csv"
 BEST_FILE = "best.yaml"
@@ -56,6 +57,9 @@ class Manifest:
     # "<host>:<pid>" of the driver that last ran the sweep: `status` tells a sweep whose
     # driver died (still marked running) from one that runs.
     driver: str = ""
+    # The Optuna study's file in the sweep folder; a manifest without one is older than
+    # the journal and keeps its SQLite study (from_json).
+    study_file: str = STUDY_FILE
 
     def __post_init__(self) -> None:
         # Every command but `sweep` and `ui` takes the tracking URI from here, so a URI
@@ -74,8 +78,8 @@ class Manifest:
                 ) from None
 
     @property
-    def study_storage(self) -> str:
-        return f"sqlite:///{Path(self.sweep_dir) / STUDY_FILE}"
+    def study_path(self) -> Path:
+        return Path(self.sweep_dir) / self.study_file
 
     @property
     def records(self) -> SweepRecords:
@@ -125,6 +129,7 @@ class Manifest:
     @classmethod
     def from_json(cls, text: str) -> Manifest:
         values = json.loads(text)
+        values.setdefault("study_file", LEGACY_STUDY_FILE)
         if values.get("replication") is not None:
             values["replication"] = Replication(**values["replication"])
         return cls(**values)

@@ -19,6 +19,7 @@ from pathlib import Path
 from gansweep.records import ranking
 from gansweep.records.manifest import Manifest, Replication
 from gansweep.records.run_format import TrialIdentity
+from gansweep.records.study_store import open_study_storage
 from gansweep.records.write import TrialRun, start_sweep_run
 from gansweep.trainables.config import TrialConfig
 from gansweep.trainables.metric_registry import METRICS
@@ -181,7 +182,7 @@ def make_sweep(
         options=options, status=status, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )  # fmt: skip
     study = optuna.create_study(
-        study_name=name, storage=manifest.study_storage, direction="minimize"
+        study_name=name, storage=open_study_storage(manifest), direction="minimize"
     )
 
     configs: list[TrialConfig] = []

@@ -130,7 +130,7 @@ def test_out_and_no_mlflow_write_only_the_file(real_sweep, tmp_path):
 def test_an_empty_sweep_says_so_in_every_section(synthetic, study):
     manifest = synthetic(0, status="running")
     if study == "no study file":  # the driver died before Optuna made its file
-        (Path(manifest.sweep_dir) / "optuna.db").unlink()
+        manifest.study_path.unlink()
     page = write_report(manifest).read_text()
     assert_every_section_and_trial(page, manifest)
     assert "0 trials (none)" in page and "No trial has been recorded in MLflow yet." in page
@@ -138,7 +138,7 @@ def test_an_empty_sweep_says_so_in_every_section(synthetic, study):
     assert chart_count(page) == 0 and "plotly.js v" not in page  # no charts: no plotly.js
     if study == "no study file":
         assert "the sweep has no Optuna study yet" in page
-        assert not (Path(manifest.sweep_dir) / "optuna.db").exists()  # reading made none
+        assert not manifest.study_path.exists()  # reading made none
         assert page.count('<p class="empty">') == len(SECTIONS)
     else:  # importances and parallel coordinates each say why they are missing
         assert page.count('<p class="empty">') == len(SECTIONS) + 1

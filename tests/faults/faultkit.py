@@ -27,6 +27,7 @@ from mlflow import MlflowClient
 
 from gansweep.records import read, run_format
 from gansweep.records.manifest import Manifest
+from gansweep.records.study_store import open_study_storage
 
 GANSWEEP = [sys.executable, "-m", "gansweep.platform.cli"]
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
@@ -245,7 +246,7 @@ def tune_trials(sweep_dir: Path) -> list:
 def optuna_trials(manifest: Manifest) -> list:
     import optuna
 
-    study = optuna.load_study(study_name=manifest.study_name, storage=manifest.study_storage)
+    study = optuna.load_study(study_name=manifest.study_name, storage=open_study_storage(manifest))
     return study.get_trials(deepcopy=False)
 
 

@@ -106,7 +106,7 @@ def test_a_sweep_sends_everything_to_the_tracking_server(server, tmp_path_factor
     sweep_dir = storage / "served"
     manifest = json.loads((sweep_dir / "gansweep.json").read_text())
     assert manifest["tracking_uri"] == server.url and manifest["status"] == "finished"
-    assert (sweep_dir / "optuna.db").is_file() and (sweep_dir / "best.yaml").is_file()
+    assert (sweep_dir / "optuna.log").is_file() and (sweep_dir / "best.yaml").is_file()
     # ... and nothing went to a local MLflow store, beside the driver or the trials.
     assert_nothing_tracked_locally(cwd, storage)
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
+from gansweep.dashboards.data import sweep_study
 from gansweep.platform.trial import restore_trainer
 from gansweep.records.leaderboard import run_config
 from gansweep.records.run_format import TAG_CONFIG, SweepRecords, TrialIdentity
@@ -156,9 +157,7 @@ def test_a_pbt_sweep_perturbs_trials_and_tells_optuna(tmp_path):
         assert step < 400  # never at a trial's last evaluation: nothing left to train
         steps = [m.step for m in client.get_metric_history(run.info.run_id, "step")]
         assert max(steps) == 400  # it trained on after the exploit, to its end
-    study = optuna.load_study(
-        study_name="pbt", storage=f"sqlite:///{tmp_path}/sweeps/pbt/optuna.db"
-    )
+    study = sweep_study(tmp_path / "sweeps", "pbt")
     assert len(study.trials) == 4
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
     assert "leaderboard (top" in proc.stdout

@@ -39,6 +39,7 @@ from mlflow import MlflowClient
 
 from gansweep.records import run_format
 from gansweep.records.manifest import Manifest
+from gansweep.records.study_store import open_study_storage
 
 if postgres_bin_dir() is None:
     if os.environ.get("GANSWEEP_REQUIRE_POSTGRES"):
@@ -241,7 +242,7 @@ def test_a_killed_sweep_of_8_concurrent_writers_resumes_into_postgres(stack, tmp
     # Optuna: 8 trials, none left RUNNING by the killed driver.
     import optuna
 
-    study = optuna.load_study(study_name=manifest.study_name, storage=manifest.study_storage)
+    study = optuna.load_study(study_name=manifest.study_name, storage=open_study_storage(manifest))
     states = [t.state.name for t in study.get_trials(deepcopy=False)]
     assert len(states) == TRIALS and "RUNNING" not in states, states
 

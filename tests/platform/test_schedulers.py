@@ -17,6 +17,7 @@ import pytest
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
+from gansweep.dashboards.data import sweep_study
 from gansweep.platform.schedulers import SCHEDULERS, scheduler_budget
 from gansweep.platform.tune_schedulers import MendedHyperBand
 from gansweep.records.run_format import TAG_ROLE
@@ -163,7 +164,7 @@ def test_every_scheduler_entry_runs_a_real_sweep_to_a_complete_record(tmp_path, 
     roles = [r.data.tags.get(TAG_ROLE) for r in runs]
     assert roles.count("trial") == 4 and roles.count("replica") == 1, roles
     assert all(r.info.status == "FINISHED" for r in runs), [r.info.status for r in runs]
-    study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path}/sweeps/s/optuna.db")
+    study = sweep_study(tmp_path / "sweeps", "s")
     states = [t.state for t in study.trials]
     assert len(states) == 4 and optuna.trial.TrialState.RUNNING not in states, states
     assert (tmp_path / "sweeps" / "s" / "best.yaml").exists()

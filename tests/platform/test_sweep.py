@@ -13,6 +13,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from gansweep.dashboards.data import sweep_study
 from gansweep.platform.cli import app
 
 GANSWEEP = [sys.executable, "-m", "gansweep.platform.cli"]
@@ -92,9 +93,7 @@ def test_parent_run_holds_the_space_leaderboard_and_best_config(finished_sweep):
 
 def test_the_optuna_study_has_every_trial(finished_sweep):
     cwd, _, manifest = finished_sweep
-    study = optuna.load_study(
-        study_name=manifest["study_name"], storage=f"sqlite:///{cwd}/sweeps/e2e/optuna.db"
-    )
+    study = sweep_study(cwd / "sweeps", "e2e")
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 4
     assert all("loss" in t.params for t in study.trials)
     assert study.metric_names == ["distance"]  # optuna-dashboard names the objective
@@ -247,9 +246,7 @@ def test_a_diverging_trial_is_a_bad_finite_result_and_the_sweep_goes_on(tmp_path
     _, children = runs_of(manifest)
     assert [c.data.tags["gansweep.status"] for c in children] == ["diverged", "diverged"]
     assert all(c.data.metrics["diverged"] == 1.0 for c in children)
-    study = optuna.load_study(
-        study_name="boom", storage=f"sqlite:///{tmp_path}/sweeps/boom/optuna.db"
-    )
+    study = sweep_study(tmp_path / "sweeps", "boom")
     from gansweep.trainables.metrics import DIVERGED_DISTANCE
 
     assert [t.value for t in study.trials] == [DIVERGED_DISTANCE, DIVERGED_DISTANCE]

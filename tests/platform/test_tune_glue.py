@@ -16,6 +16,7 @@ from gansweep.platform.trial import split_config
 from gansweep.platform.tune_glue import LOST_TRIAL_ATTR, FixedConfigs, ResumableOptunaSearch
 from gansweep.profiling import CALLS_ENV, CALLS_FILE, PROFILE_ENV, CallLog
 from gansweep.records import ranking
+from gansweep.records.study_store import open_study_file
 from gansweep.trainables.engine import GANTrainer
 
 
@@ -23,10 +24,15 @@ def space(trial):  # at module level: the searcher's saved state pickles it
     trial.suggest_float("x", 0, 1)
 
 
-def test_optuna_search_still_has_the_private_state_that_resume_reads(tmp_path):
+# A sweep's study file: the journal new sweeps keep, and the SQLite file of older ones.
+STUDY_FILES = ["optuna.log", "optuna.db"]
+
+
+@pytest.mark.parametrize("study_file", STUDY_FILES)
+def test_optuna_search_still_has_the_private_state_that_resume_reads(tmp_path, study_file):
     """ResumableOptunaSearch reads OptunaSearch._ot_study, _ot_trials and
     _completed_trials: if a Ray release renames them, this fails before a resume does."""
-    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/study.db")
+    storage = open_study_file(tmp_path / study_file, writer=True)
     search = ResumableOptunaSearch(
         space=space, metric="v", mode="min", study_name="s", storage=storage
     )
@@ -39,8 +45,9 @@ def test_optuna_search_still_has_the_private_state_that_resume_reads(tmp_path):
     assert search._completed_trials == {"trial_1"}
     search.save(str(tmp_path / "searcher.pkl"))
     restored = ResumableOptunaSearch(
-        space=space, metric="v", mode="min", study_name="s", storage=storage
-    )
+        space=space, metric="v", mode="min", study_name="s",
+        storage=open_study_file(tmp_path / study_file, writer=True),  # as a new driver would
+    )  # fmt: skip
     restored.restore(str(tmp_path / "searcher.pkl"))
     assert restored._completed_trials == {"trial_1"}
 
@@ -101,19 +108,29 @@ def every_combination_once(configs) -> bool:
     ]
 
 
-def test_a_config_lost_with_the_driver_is_proposed_again_so_the_grid_stays_whole(tmp_path):
+@pytest.mark.parametrize(
+    "study_file, torn", [("optuna.log", False), ("optuna.log", True), ("optuna.db", False)]
+)
+def test_a_config_lost_with_the_driver_is_proposed_again_so_the_grid_stays_whole(
+    tmp_path, study_file, torn
+):
     """The driver asked for trials 2 and 3 after Tune's last save of the searcher, then
     died: the restored searcher puts them back in the queue and the next two proposals
     are their configs, so a grid sweep still runs each of its 6 combinations exactly
-    once, and no trial is left FAIL."""
-    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/study.db")
-    search = grid_searcher(storage)
+    once, and no trial is left FAIL. `torn`: it died while appending to the journal, and
+    left half a line, which the resumed driver cuts before the search goes on."""
+    path = tmp_path / study_file
+    search = grid_searcher(open_study_file(path, writer=True))
     configs = {f"t{i}": search.suggest(f"t{i}") for i in range(2)}
     for trial_id in configs:
         search.on_trial_complete(trial_id, {"v": 0.5})
     search.save(str(tmp_path / "searcher.pkl"))  # Tune's last save
     lost = [search.suggest(f"t{i}") for i in (2, 3)]  # then the driver dies
+    if torn:
+        with open(path, "ab") as f:
+            f.write(b'{"op_code":5,"worker_id":"dead-')
 
+    storage = open_study_file(path, writer=True)  # the resumed driver's
     resumed = grid_searcher(storage)
     resumed.restore(str(tmp_path / "searcher.pkl"))
     again = [resumed.suggest(f"n{i}") for i in range(2)]
@@ -128,13 +145,13 @@ def test_a_config_lost_with_the_driver_is_proposed_again_so_the_grid_stays_whole
     }
 
 
-def test_a_trial_half_proposed_when_the_driver_died_is_finished_not_broken(tmp_path):
+@pytest.mark.parametrize("study_file", STUDY_FILES)
+def test_a_trial_half_proposed_when_the_driver_died_is_finished_not_broken(tmp_path, study_file):
     """The driver died between Optuna's ask and the last suggest of a trial: the trial
     has `a` but not `b`. Marked FAIL, Optuna's grid sampler would raise on it at every
     later proposal (a finished trial ending where others go on); back in the queue, the
     next proposal keeps its `a` and samples `b`, and the grid stays whole."""
-    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/study.db")
-    search = grid_searcher(storage)
+    search = grid_searcher(open_study_file(tmp_path / study_file, writer=True))
     configs = [search.suggest("t0"), search.suggest("t1")]
     for trial_id in ("t0", "t1"):
         search.on_trial_complete(trial_id, {"v": 0.5})
@@ -142,6 +159,7 @@ def test_a_trial_half_proposed_when_the_driver_died_is_finished_not_broken(tmp_p
     half = search._ot_study.ask()  # what OptunaSearch.suggest does, cut short
     a = half.suggest_categorical("a", [1, 2, 3])
 
+    storage = open_study_file(tmp_path / study_file, writer=True)  # the resumed driver's
     resumed = grid_searcher(storage)
     resumed.restore(str(tmp_path / "searcher.pkl"))
     finished = resumed.suggest("n0")
