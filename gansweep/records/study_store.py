@@ -91,11 +91,11 @@ def open_study_storage(manifest: Manifest, *, writer: bool = False) -> optuna.st
 
 def open_study_file(path: Path, *, writer: bool = False) -> optuna.storages.BaseStorage:
     """A study file's storage: a journal (``*.log``), else Optuna's RDB on SQLite."""
-    import optuna
+    from optuna.storages import JournalStorage, RDBStorage
+    from optuna.storages.journal import JournalFileBackend
 
     if not is_journal(path):
-        return optuna.storages.RDBStorage(f"sqlite:///{path}")
+        return RDBStorage(f"sqlite:///{path}")
     if writer:
         repair_journal(path)
-    backend = optuna.storages.journal.JournalFileBackend(str(path))
-    return optuna.storages.JournalStorage(backend)
+    return JournalStorage(JournalFileBackend(str(path)))
