@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from mlflow import MlflowClient
 
-from gansweep.records import ranking
+from gansweep.records import ranking, run_cache
 from gansweep.records.manifest import Manifest
-from gansweep.records.read import child_runs, runs_frame, trials_frame
+from gansweep.records.read import sweep_runs_frame, trials_frame
 from gansweep.records.run_format import ROLE_REPLICA, ROLE_TRIAL, TAG_CONFIG
 from gansweep.records.store import with_retries
 
@@ -50,10 +51,11 @@ def standings(manifest: Manifest) -> Standings:
 
 def standings_and_runs(manifest: Manifest) -> tuple[Standings, pd.DataFrame]:
     """The standings, and the runs they were ranked from (read.runs_frame: every param,
-    metric and tag), for a reader that needs more of each run than the standings keep."""
-    runs = runs_frame(
-        child_runs(manifest.tracking_uri, manifest.experiment_id, manifest.parent_run_id)
-    )
+    metric and tag), for a reader that needs more of each run than the standings keep.
+    Read incrementally: the sweep folder keeps the runs that ended (run_cache.py)."""
+    m = manifest
+    cache = Path(m.sweep_dir) / run_cache.CACHE_FILE
+    runs = sweep_runs_frame(m.tracking_uri, m.experiment_id, m.parent_run_id, cache)
     ranked = rank_runs(
         trials_frame(runs, manifest.metric, manifest.status == "running"),
         manifest.metric,

@@ -6,13 +6,14 @@ from __future__ import annotations
 import math
 import time
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from mlflow import MlflowClient
-from mlflow.entities import Run
+from mlflow.entities import Run, ViewType
 
-from gansweep.records import ranking
+from gansweep.records import ranking, run_cache
 from gansweep.records.run_format import (
     AXES,
     PARENT_TAG,
@@ -40,24 +41,52 @@ def child_runs(
 ) -> list[Run]:
     """Every run of one sweep with one of `roles` (trial, replica), page by page: one
     search returns at most 1,000 runs, and large sweeps have more."""
-    client = MlflowClient(uri)
+    runs = _searcher(uri, experiment_id)(_parent_filter(parent_run_id), ViewType.ACTIVE_ONLY)
     # MLflow's filter has no IN for tags: the roles are picked here.
-    query = f"tags.`{PARENT_TAG}` = '{parent_run_id}'"
-    runs: list[Run] = []
-    token = None
-    while True:
-        page = with_retries(
-            partial(
-                client.search_runs,
-                [experiment_id], filter_string=query, max_results=1000, page_token=token,
-                # oldest first: runs created while paging land after the pages read so far
-                order_by=["attributes.start_time ASC"],
-            )
-        )  # fmt: skip
-        runs.extend(run for run in page if run.data.tags.get(TAG_ROLE) in roles)
-        token = page.token
-        if not token:
-            return runs
+    return [run for run in runs if run.data.tags.get(TAG_ROLE) in roles]
+
+
+def sweep_runs_frame(
+    uri: str,
+    experiment_id: str,
+    parent_run_id: str,
+    cache: Path | None,
+    roles: tuple[str, ...] = RUN_ROLES,
+) -> pd.DataFrame:
+    """runs_frame of child_runs, read incrementally with a cache file (run_cache.py;
+    None: every run, each time)."""
+    search = _searcher(uri, experiment_id)
+    rows = run_cache.read_rows(search, _parent_filter(parent_run_id), parent_run_id, cache)
+    return pd.DataFrame([row for row in rows if row.get(f"tags.{TAG_ROLE}") in roles])
+
+
+def _parent_filter(parent_run_id: str) -> str:
+    return f"tags.`{PARENT_TAG}` = '{parent_run_id}'"
+
+
+def _searcher(uri: str, experiment_id: str) -> run_cache.Search:
+    """search(filter, view_type): every matching run of the experiment, all pages."""
+    client = MlflowClient(uri)
+
+    def search(query: str, view_type: int) -> list[Run]:
+        runs: list[Run] = []
+        token = None
+        while True:
+            page = with_retries(
+                partial(
+                    client.search_runs,
+                    [experiment_id], filter_string=query, run_view_type=view_type,
+                    max_results=1000, page_token=token,
+                    # oldest first: runs created while paging land after the pages read
+                    order_by=["attributes.start_time ASC"],
+                )
+            )  # fmt: skip
+            runs.extend(page)
+            token = page.token
+            if not token:
+                return runs
+
+    return search
 
 
 def find_trial_run(uri: str, experiment_id: str, parent_run_id: str, trial_id: str) -> str | None:
@@ -74,20 +103,7 @@ def runs_frame(runs: list[Run]) -> pd.DataFrame:
     Built from child_runs (bound to one tracking URI, all pages) rather than
     ``mlflow.search_runs`` itself, which reads the process-wide tracking URI.
     """
-    rows = []
-    for run in runs:
-        row: dict[str, Any] = {
-            "run_id": run.info.run_id,
-            "status": run.info.status,
-            "artifact_uri": run.info.artifact_uri,
-            "start_time": run.info.start_time,
-            "end_time": run.info.end_time,
-        }
-        row.update({f"metrics.{k}": v for k, v in run.data.metrics.items()})
-        row.update({f"params.{k}": v for k, v in run.data.params.items()})
-        row.update({f"tags.{k}": v for k, v in run.data.tags.items()})
-        rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame([run_cache.run_row(run) for run in runs])
 
 
 def _column(frame: pd.DataFrame, name: str, default: Any = None) -> pd.Series:

@@ -1,0 +1,118 @@
+"""An incremental read of a sweep's runs: every reader (the live view, `ls`, `status`,
+`export`, the report) used to read all of a sweep's runs from MLflow, each time. At 2,000
+runs that read was most of a command's 5-14 s and, in the driver, 21 % of its CPU (the
+live view's polls; docs/results.md, "The driver at scale").
+
+A run that ended does not change any more, with two exceptions this module knows of: a
+trial Ray retries runs again under the same run (records/write.TrialRun), and a lost
+trial's stub is deleted on resume (write.discard_run). So the ended runs are kept in
+``runs_cache.json`` in the sweep folder, and each read asks MLflow only for
+- the runs running now (a retried trial among them: its RUNNING row replaces the cached
+  one);
+- the runs that ended since the newest end time in the cache, less SLACK_MS;
+- the sweep's deleted runs (a few lost stubs), which leave the cache.
+
+The slack covers the time between a run's end time (stamped by the client that ended it:
+a trial worker or the driver) and its commit, and clocks that differ between the
+cluster's hosts: a run whose end is stamped more than SLACK_MS before the newest end
+already read is missed until the cache is rebuilt (delete the file). A run's own end is
+stamped when the call that ends it is made (retries stamp again), so one request's
+latency and the hosts' clock skew must stay under a minute.
+
+The cache is a convenience, never the record: a missing, unreadable or foreign file
+(another parent run) means one full read, and a folder that cannot be written (a
+reader without write access) means a full read each time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Run, ViewType
+
+from gansweep.files import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+CACHE_FILE = "runs_cache.json"
+FORMAT = 1
+SLACK_MS = 60_000
+
+# What one search of MLflow returns: every run matching a filter, all pages.
+Search = Callable[[str, int], list[Run]]
+
+
+def run_row(run: Run) -> dict[str, Any]:
+    """One run as a row of read.runs_frame: run_id, status, artifact_uri, start_time,
+    end_time, ``metrics.*``, ``params.*``, ``tags.*``."""
+    row: dict[str, Any] = {
+        "run_id": run.info.run_id,
+        "status": run.info.status,
+        "artifact_uri": run.info.artifact_uri,
+        "start_time": run.info.start_time,
+        "end_time": run.info.end_time,
+    }
+    row.update({f"metrics.{k}": v for k, v in run.data.metrics.items()})
+    row.update({f"params.{k}": v for k, v in run.data.params.items()})
+    row.update({f"tags.{k}": v for k, v in run.data.tags.items()})
+    return row
+
+
+def _ended(row: dict[str, Any]) -> bool:
+    return row["status"] != "RUNNING" and row.get("end_time") is not None
+
+
+def load(path: Path, parent_run_id: str) -> dict[str, dict[str, Any]] | None:
+    """run_id -> row of the ended runs cached for this parent run; None when there is
+    no usable cache."""
+    try:
+        saved = json.loads(path.read_text())
+        if saved.get("format") != FORMAT or saved.get("parent_run_id") != parent_run_id:
+            return None
+        return {row["run_id"]: row for row in saved["rows"]}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def save(path: Path, parent_run_id: str, rows: dict[str, dict[str, Any]]) -> None:
+    """Keep the ended runs; best effort (a reader may not own the sweep folder, or read a
+    manifest whose folder is on another host: no folder is made)."""
+    if not path.parent.is_dir():
+        return
+    ended = [row for row in rows.values() if _ended(row)]
+    text = json.dumps({"format": FORMAT, "parent_run_id": parent_run_id, "rows": ended})
+    try:
+        atomic_write_text(path, text)
+    except OSError as err:
+        log.debug("could not write %s (%s): the next read reads every run", path, err)
+
+
+def read_rows(
+    search: Search, parent_filter: str, parent_run_id: str, cache: Path | None
+) -> list[dict[str, Any]]:
+    """Every run matching `parent_filter` (an MLflow filter on the parent tag) as rows,
+    in start order. `search(filter, view_type)` returns every matching run, all pages.
+    With `cache`, read incrementally (the module's docstring says how)."""
+    active, deleted_only = ViewType.ACTIVE_ONLY, ViewType.DELETED_ONLY
+    cached = load(cache, parent_run_id) if cache is not None else None
+    if cached is None:
+        rows = {run.info.run_id: run_row(run) for run in search(parent_filter, active)}
+    else:
+        # Running first: a run that ends between the two reads is then in the second.
+        running = search(f"{parent_filter} and attributes.status = 'RUNNING'", active)
+        ends = [row["end_time"] for row in cached.values()]
+        since = max(ends) - SLACK_MS if ends else 0
+        ended = search(f"{parent_filter} and attributes.end_time >= {since}", active)
+        deleted = search(parent_filter, deleted_only)
+        rows = dict(cached)
+        for run in [*running, *ended]:
+            rows[run.info.run_id] = run_row(run)
+        for run in deleted:
+            rows.pop(run.info.run_id, None)
+    if cache is not None:
+        save(cache, parent_run_id, rows)
+    return sorted(rows.values(), key=lambda row: (row["start_time"] or 0, row["run_id"]))
