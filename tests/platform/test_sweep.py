@@ -182,6 +182,13 @@ def test_export_writes_the_robust_champion_with_the_spread_its_runs_hold(finishe
     assert provenance["mlflow_run_id"] == source.info.run_id
     assert provenance["value"] == pytest.approx(source.data.metrics["distance"])
     assert exported["loss"] == source.data.params["loss"] and exported["seed"] == 0
+    # The champion's newest Tune checkpoint, as Tune's own analysis of the experiment has it.
+    from ray.tune import ExperimentAnalysis
+
+    tune_trial = next(
+        t for t in ExperimentAnalysis(str(cwd / "sweeps" / "e2e")).trials if t.trial_id == champion
+    )
+    assert provenance["checkpoint"] == str(tune_trial.checkpoint.path)
 
     proc = gansweep(
         "train", "exported.yaml", "--set", "steps=20", "--set", "eval_every=10",
