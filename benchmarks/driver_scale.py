@@ -49,7 +49,9 @@ One JSON line per run, with:
   of them together; machine_busy_cpu_s (all cores, /proc/stat) and others_cpu_s (that,
   less ours): what ran beside the sweep;
 - ls_s, status_s, export_s, report_s: wall seconds of `gansweep ls`, `status NAME`,
-  `export NAME` and `report NAME` once the sweep ended;
+  `export NAME` and `report NAME` once the sweep ended (with the caches of the records
+  the sweep's own reads left: records/run_cache.py); status_cold_s, report_cold_s: the
+  same two commands with the caches deleted first;
 - driver_phases_s: the driver's own phases (GANSWEEP_PROFILE).
 
 `--cprofile` runs the driver under cProfile (GANSWEEP_CPROFILE) and prints its top
@@ -536,6 +538,8 @@ def run_one(store: str, trials: int, opts: argparse.Namespace, folder: Path) -> 
             }
         )  # fmt: skip
         # The commands a user runs on the finished sweep, while its stores still run.
+        from gansweep.records import run_cache
+
         command_env = base_env({})
         log = work / "commands.log"
         storage = ["--storage", "sweeps"]
@@ -545,6 +549,13 @@ def run_one(store: str, trials: int, opts: argparse.Namespace, folder: Path) -> 
             "export_s": timed(gansweep("export", NAME, *storage), work, command_env, log),
             "report_s": timed(gansweep("report", NAME, *storage), work, command_env, log),
         }
+        # The same with no cache of the records (records/run_cache.py): as the first
+        # reader of a sweep run elsewhere would, or after the cache files were deleted.
+        for command in ("status", "report"):
+            for cache in (run_cache.CACHE_FILE, run_cache.HISTORIES_FILE):
+                (work / "sweeps" / NAME / cache).unlink(missing_ok=True)
+            cold = gansweep(command, NAME, *storage)
+            commands[f"{command}_cold_s"] = timed(cold, work, command_env, log)
         runs = read_runs(work)
         records = {**lost_and_duplicates(runs, trials), **runs_in_flight(runs)}
         study = study_unfinished(work)

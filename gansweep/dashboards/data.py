@@ -18,11 +18,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pandas as pd
 from mlflow.artifacts import download_artifacts
 
+from gansweep.records import run_cache
 from gansweep.records.leaderboard import Standings, standings_and_runs
 from gansweep.records.manifest import Manifest
 from gansweep.records.read import metric_histories
@@ -212,6 +214,11 @@ def gallery_run_ids(trials: pd.DataFrame) -> list[str]:
     return (top + [r for r in best_each if r not in top])[:GALLERY]
 
 
+def _end(value: Any) -> int | None:
+    """A run's end time in ms, None while it runs (pandas reads a missing one as NaN)."""
+    return None if value is None or pd.isna(value) else int(value)
+
+
 def gather(manifest: Manifest) -> SweepData:
     """Read everything the report shows from MLflow and the Optuna study."""
     try:
@@ -232,7 +239,10 @@ def gather(manifest: Manifest) -> SweepData:
     )  # fmt: skip
     trials = data.trials
     shown = list(trials.loc[trials["rank"] > 0, "run_id"])
-    data.curves = metric_histories(manifest.tracking_uri, shown, ranked.metric)
+    end_of = dict(zip(runs["run_id"], runs["end_time"], strict=True)) if len(runs) else {}
+    ends = {run_id: _end(end_of.get(run_id)) for run_id in shown}
+    cache = Path(manifest.sweep_dir) / run_cache.HISTORIES_FILE
+    data.curves = metric_histories(manifest.tracking_uri, ends, ranked.metric, cache)
     data.samples = sample_images(trials, gallery_run_ids(trials))
     data.generated = time.strftime("%Y-%m-%d %H:%M:%S %z")
     return data

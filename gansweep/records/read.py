@@ -167,12 +167,20 @@ def trials_frame(runs: pd.DataFrame, metric: str, sweep_running: bool) -> pd.Dat
     return out[[*TRIAL_COLUMNS, *(c for c in out if c not in TRIAL_COLUMNS)]]
 
 
-def metric_histories(uri: str, run_ids: list[str], metric: str) -> dict[str, pd.DataFrame]:
-    """run_id -> DataFrame(step, value) of the metric at every evaluation."""
+def metric_histories(
+    uri: str, ends: dict[str, int | None], metric: str, cache: Path | None = None
+) -> dict[str, pd.DataFrame]:
+    """run_id -> DataFrame(step, value) of the metric at every evaluation, for each run of
+    `ends` (run_id -> its end time, None while it runs); with `cache`, the histories of
+    runs that ended are kept there (run_cache.read_histories)."""
     client = MlflowClient(uri)
-    curves = {}
-    for run_id in run_ids:
+
+    def fetch(run_id: str) -> list[tuple[int, float]]:
         history = with_retries(partial(client.get_metric_history, run_id, metric))
-        points = sorted((m.step, m.value) for m in history)
-        curves[run_id] = pd.DataFrame(points, columns=["step", "value"])
-    return curves
+        return sorted((m.step, m.value) for m in history)
+
+    points = run_cache.read_histories(fetch, ends, metric, cache)
+    return {
+        run_id: pd.DataFrame(run_points, columns=["step", "value"])
+        for run_id, run_points in points.items()
+    }

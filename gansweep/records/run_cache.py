@@ -66,6 +66,11 @@ def _ended(row: dict[str, Any]) -> bool:
     return row["status"] != "RUNNING" and row.get("end_time") is not None
 
 
+def _ends(rows: dict[str, dict[str, Any]]) -> dict[str, int]:
+    """run_id -> end time of the ended runs: what the cache file holds, in short."""
+    return {run_id: row["end_time"] for run_id, row in rows.items() if _ended(row)}
+
+
 def load(path: Path, parent_run_id: str) -> dict[str, dict[str, Any]] | None:
     """run_id -> row of the ended runs cached for this parent run; None when there is
     no usable cache."""
@@ -113,6 +118,51 @@ def read_rows(
             rows[run.info.run_id] = run_row(run)
         for run in deleted:
             rows.pop(run.info.run_id, None)
-    if cache is not None:
+    if cache is not None and _ends(rows) != _ends(cached or {}):  # no change: no write
         save(cache, parent_run_id, rows)
     return sorted(rows.values(), key=lambda row: (row["start_time"] or 0, row["run_id"]))
+
+
+# ----------------------------------------------------------------- metric histories
+
+# The report draws each trial's curve and compares trials at the first rung: one
+# history per ranked trial, one MLflow call each (3.4 s of the report at 2,000 trials).
+# The history of a run that ended is kept here, keyed by the run's end time: a retried
+# run that ends again has another, and is read again.
+HISTORIES_FILE = "histories_cache.json"
+
+# One call: a run's (step, value) points of one metric.
+FetchHistory = Callable[[str], list[tuple[int, float]]]
+
+
+def read_histories(
+    fetch: FetchHistory, ends: dict[str, int | None], metric: str, cache: Path | None
+) -> dict[str, list[tuple[int, float]]]:
+    """run_id -> the `metric`'s points, for each run of `ends` (run_id -> its end time,
+    None while it runs), read from `cache` where the run ended as it was cached."""
+    kept: dict[str, Any] = {}
+    if cache is not None:
+        try:
+            saved = json.loads(cache.read_text())
+            if saved.get("format") == FORMAT and saved.get("metric") == metric:
+                kept = saved["runs"]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            kept = {}
+    out: dict[str, list[tuple[int, float]]] = {}
+    fetched = False
+    for run_id, end in ends.items():
+        entry = kept.get(run_id)
+        if end is not None and isinstance(entry, dict) and entry.get("end") == end:
+            out[run_id] = [(int(s), float(v)) for s, v in entry["points"]]
+            continue
+        out[run_id] = fetch(run_id)
+        fetched = True
+        if end is not None:
+            kept[run_id] = {"end": end, "points": out[run_id]}
+    if cache is not None and fetched and cache.parent.is_dir():
+        text = json.dumps({"format": FORMAT, "metric": metric, "runs": kept})
+        try:
+            atomic_write_text(cache, text)
+        except OSError as err:
+            log.debug("could not write %s (%s)", cache, err)
+    return out

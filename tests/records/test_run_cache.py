@@ -123,3 +123,31 @@ def test_a_sweep_folder_not_on_this_host_still_reads_every_run_and_makes_none(sw
     cache = tmp_path / "no" / "such" / "folder" / run_cache.CACHE_FILE
     same(cached(sweep, cache), full(sweep))
     assert not (tmp_path / "no").exists()
+
+
+def test_the_histories_of_ended_runs_are_read_once(tmp_path):
+    """A run's history is fetched while it runs, once when it has ended, and again when
+    a retry made it end again (another end time) or another metric is asked for."""
+    cache = tmp_path / run_cache.HISTORIES_FILE
+    fetched: list[str] = []
+
+    def fetch(run_id: str) -> list[tuple[int, float]]:
+        fetched.append(run_id)
+        return [(100, 0.5), (200, 0.25)] if run_id == "a" else [(100, 1.0)]
+
+    def read(ends, metric="distance"):
+        fetched.clear()
+        return run_cache.read_histories(fetch, ends, metric, cache)
+
+    assert read({"a": 1000, "b": None}) == {"a": [(100, 0.5), (200, 0.25)], "b": [(100, 1.0)]}
+    assert fetched == ["a", "b"]
+    assert read({"a": 1000, "b": None})["a"] == [(100, 0.5), (200, 0.25)]
+    assert fetched == ["b"]  # b still runs
+    read({"a": 1000, "b": 3000})
+    assert fetched == ["b"]
+    read({"a": 1000, "b": 3000})
+    assert fetched == []
+    read({"a": 2000, "b": 3000})  # a was retried and ended again
+    assert fetched == ["a"]
+    read({"a": 2000, "b": 3000}, metric="high_quality")
+    assert fetched == ["a", "b"]
