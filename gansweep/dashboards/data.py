@@ -14,7 +14,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,9 +158,30 @@ def _no_progress_bars() -> Iterator[None]:
 # ----------------------------------------------------------------------- Optuna study
 
 
+class StudySnapshot(optuna.Study):
+    """A study whose trials are read once, when it is opened: every section of the report
+    sees the same trials, and Optuna's plots, which ask for every trial again and again,
+    each time deep-copied (15 times, 4.7 s of the report at 2,000 trials), get the one
+    list. For reading only: the trials are shared, never copied, so nothing may change
+    them (asking or telling goes to the storage as in any study)."""
+
+    def __init__(self, study_name: str, storage: optuna.storages.BaseStorage) -> None:
+        super().__init__(study_name=study_name, storage=storage)
+        self._snapshot = super().get_trials(deepcopy=False)
+
+    def get_trials(
+        self,
+        deepcopy: bool = True,
+        states: Container[optuna.trial.TrialState] | None = None,
+    ) -> list[optuna.trial.FrozenTrial]:
+        if states is None:
+            return list(self._snapshot)
+        return [t for t in self._snapshot if t.state in states]
+
+
 def sweep_study(storage: str | Path, name: str) -> optuna.Study:
-    """The Optuna study of sweep `name` in `storage` (a user's notebook, the tests);
-    LookupError when it has none yet."""
+    """The Optuna study of sweep `name` in `storage`, as read now (a StudySnapshot: a
+    user's notebook, the tests); LookupError when it has none yet."""
     study, why = load_study(Manifest.load(storage, name))
     if study is None:
         raise LookupError(why)
@@ -168,14 +189,13 @@ def sweep_study(storage: str | Path, name: str) -> optuna.Study:
 
 
 def load_study(manifest: Manifest) -> tuple[optuna.Study | None, str]:
-    """The sweep's Optuna study, or (None, why not)."""
+    """The sweep's Optuna study as read now (a StudySnapshot), or (None, why not)."""
     path = manifest.study_path
     if not path.is_file():  # opening a missing study file would create it
         return None, f"the sweep has no Optuna study yet ({path} does not exist)."
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        storage = open_study_storage(manifest)
-        return optuna.load_study(study_name=manifest.study_name, storage=storage), ""
+        return StudySnapshot(manifest.study_name, open_study_storage(manifest)), ""
     except Exception as err:  # an unknown study name, a database being created, ...
         return None, f"the Optuna study {manifest.study_name!r} cannot be read: {err}"
 
