@@ -53,9 +53,10 @@ def standings_and_runs(manifest: Manifest) -> tuple[Standings, pd.DataFrame]:
     """The standings, and the runs they were ranked from (read.runs_frame: every param,
     metric and tag), for a reader that needs more of each run than the standings keep.
     Read incrementally: the sweep folder keeps the runs that ended (run_cache.py)."""
-    m = manifest
-    cache = Path(m.sweep_dir) / run_cache.CACHE_FILE
-    runs = sweep_runs_frame(m.tracking_uri, m.experiment_id, m.parent_run_id, cache)
+    cache = Path(manifest.sweep_dir) / run_cache.CACHE_FILE
+    runs = sweep_runs_frame(
+        manifest.tracking_uri, manifest.experiment_id, manifest.parent_run_id, cache
+    )
     ranked = rank_runs(
         trials_frame(runs, manifest.metric, manifest.status == "running"),
         manifest.metric,

@@ -71,29 +71,43 @@ def _ends(rows: dict[str, dict[str, Any]]) -> dict[str, int]:
     return {run_id: row["end_time"] for run_id, row in rows.items() if _ended(row)}
 
 
-def load(path: Path, parent_run_id: str) -> dict[str, dict[str, Any]] | None:
-    """run_id -> row of the ended runs cached for this parent run; None when there is
-    no usable cache."""
+def _read_cache(path: Path, key: str, made_for: str, data: str) -> Any:
+    """The `data` entry of a cache file written by _write_cache for `made_for` (its `key`
+    entry), or None: no file, an unreadable one, or one made for something else."""
     try:
         saved = json.loads(path.read_text())
-        if saved.get("format") != FORMAT or saved.get("parent_run_id") != parent_run_id:
+        if saved.get("format") != FORMAT or saved.get(key) != made_for:
             return None
-        return {row["run_id"]: row for row in saved["rows"]}
+        return saved[data]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
-def save(path: Path, parent_run_id: str, rows: dict[str, dict[str, Any]]) -> None:
-    """Keep the ended runs; best effort (a reader may not own the sweep folder, or read a
-    manifest whose folder is on another host: no folder is made)."""
+def _write_cache(path: Path, content: dict[str, Any]) -> None:
+    """Best effort: a reader may not own the sweep folder, or read a manifest whose
+    folder is on another host (no folder is made); the next read then reads it all."""
     if not path.parent.is_dir():
         return
-    ended = [row for row in rows.values() if _ended(row)]
-    text = json.dumps({"format": FORMAT, "parent_run_id": parent_run_id, "rows": ended})
     try:
-        atomic_write_text(path, text)
+        atomic_write_text(path, json.dumps({"format": FORMAT, **content}))
     except OSError as err:
-        log.debug("could not write %s (%s): the next read reads every run", path, err)
+        log.debug("could not write %s (%s): the next read reads it all", path, err)
+
+
+def load(path: Path, parent_run_id: str) -> dict[str, dict[str, Any]] | None:
+    """run_id -> row of the ended runs cached for this parent run; None when there is
+    no usable cache."""
+    rows = _read_cache(path, "parent_run_id", parent_run_id, "rows")
+    try:
+        return None if rows is None else {row["run_id"]: row for row in rows}
+    except (KeyError, TypeError):
+        return None
+
+
+def save(path: Path, parent_run_id: str, rows: dict[str, dict[str, Any]]) -> None:
+    """Keep the ended runs."""
+    ended = [row for row in rows.values() if _ended(row)]
+    _write_cache(path, {"parent_run_id": parent_run_id, "rows": ended})
 
 
 def read_rows(
@@ -109,7 +123,7 @@ def read_rows(
     else:
         # Running first: a run that ends between the two reads is then in the second.
         running = search(f"{parent_filter} and attributes.status = 'RUNNING'", active)
-        ends = [row["end_time"] for row in cached.values()]
+        ends = _ends(cached).values()
         since = max(ends) - SLACK_MS if ends else 0
         ended = search(f"{parent_filter} and attributes.end_time >= {since}", active)
         deleted = search(parent_filter, deleted_only)
@@ -140,14 +154,8 @@ def read_histories(
 ) -> dict[str, list[tuple[int, float]]]:
     """run_id -> the `metric`'s points, for each run of `ends` (run_id -> its end time,
     None while it runs), read from `cache` where the run ended as it was cached."""
-    kept: dict[str, Any] = {}
-    if cache is not None:
-        try:
-            saved = json.loads(cache.read_text())
-            if saved.get("format") == FORMAT and saved.get("metric") == metric:
-                kept = saved["runs"]
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            kept = {}
+    saved = _read_cache(cache, "metric", metric, "runs") if cache is not None else None
+    kept: dict[str, Any] = saved if isinstance(saved, dict) else {}
     out: dict[str, list[tuple[int, float]]] = {}
     fetched = False
     for run_id, end in ends.items():
@@ -159,10 +167,6 @@ def read_histories(
         fetched = True
         if end is not None:
             kept[run_id] = {"end": end, "points": out[run_id]}
-    if cache is not None and fetched and cache.parent.is_dir():
-        text = json.dumps({"format": FORMAT, "metric": metric, "runs": kept})
-        try:
-            atomic_write_text(cache, text)
-        except OSError as err:
-            log.debug("could not write %s (%s)", cache, err)
+    if cache is not None and fetched:
+        _write_cache(cache, {"metric": metric, "runs": kept})
     return out
