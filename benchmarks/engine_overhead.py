@@ -16,7 +16,7 @@ On a GPU the clock stops only after torch.cuda.synchronize(), so queued kernels 
 With --under-load it measures instead what a busy machine does to a run: steps per
 second alone and beside two busy processes (pure-Python spin loops, one per core of a
 2-core machine), in alternation. For each case with the thread policy
-(engine.default_threads) and with torch's default (one thread per core), target: the
+(run_setup.default_threads) and with torch's default (one thread per core), target: the
 policy keeps >= 0.5 of its solo speed. Then the whole `gansweep train` command (its
 steps_per_second in metrics.json, and its wall time), target >= 0.3.
 
@@ -39,7 +39,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from gansweep.trainables.engine import GANTrainer, default_threads
+from gansweep.trainables.engine import GANTrainer
+from gansweep.trainables.run_setup import default_threads
 
 TORCH_DEFAULT_THREADS = torch.get_num_threads()  # before anything changes it
 BUSY_PROCESSES = 2

@@ -29,8 +29,9 @@ from gansweep.trainables.checkpoint import (
 )
 from gansweep.trainables.config import ConfigError, TrialConfig, read_config
 from gansweep.trainables.data import DataUnavailableError
-from gansweep.trainables.engine import GANTrainer, default_threads
+from gansweep.trainables.engine import GANTrainer
 from gansweep.trainables.image_metrics import InceptionWeightsError
+from gansweep.trainables.run_setup import default_threads
 from gansweep.trainables.samples import save_samples
 
 HISTORY_FILE = "history.jsonl"

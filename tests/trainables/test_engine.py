@@ -11,12 +11,13 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from gansweep.trainables.config import MAX_PAC, TrialConfig
-from gansweep.trainables.engine import GANTrainer, default_threads
+from gansweep.trainables.engine import GANTrainer
 from gansweep.trainables.losses import LOSSES
 from gansweep.trainables.metrics import DIVERGED_DISTANCE
 from gansweep.trainables.models import ARCHITECTURES
 from gansweep.trainables.optimizers import OPTIMIZERS
 from gansweep.trainables.regularizers import D_NORMS, PENALTIES
+from gansweep.trainables.run_setup import default_threads
 
 TINY = dict(width=16, batch_size=32, steps=10, eval_every=5, eval_samples=200)
 TINY_IMAGES = dict(TINY, dataset="digits", architecture="dcgan", width=8)
