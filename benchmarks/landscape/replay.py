@@ -42,7 +42,13 @@ import pandas as pd
 from ray import tune
 
 from gansweep.records.ranking import trial_outcome
-from gansweep.records.run_format import REPLICA_KEY, SweepRecords, TrialIdentity
+from gansweep.records.run_format import (
+    REPLICA_KEY,
+    RESULT_RUN_ENDED,
+    RESULT_RUN_ID,
+    SweepRecords,
+    TrialIdentity,
+)
 from gansweep.records.write import TrialRun
 
 TABLE = Path(
@@ -168,7 +174,9 @@ def replay(config: dict[str, Any], context: SweepRecords) -> None:
         spent = float(curve.loc[curve["step"] <= done_step, "train_seconds"].max())
     who = TrialIdentity(context, trial_id, str(first["combination"]), replica_of)
     run = TrialRun(who, params, run_id)
-    metrics: dict[str, float] = {}
+    last = curve.iloc[-1]
+    outcome = trial_outcome(last["step"], last["steps"], bool(last["diverged"]))
+    ended = False
     for _, row in curve[curve["step"] > done_step].iterrows():
         if SPEED > 0:
             time.sleep(SPEED * max(0.0, float(row["train_seconds"]) - spent))
@@ -176,12 +184,16 @@ def replay(config: dict[str, Any], context: SweepRecords) -> None:
         metrics = {m: float(row[m]) for m in landscape.metrics if pd.notna(row[m])}
         step = int(row["step"])
         run.log_evaluation(metrics, step, [])
+        ended = step == int(last["step"])
+        if ended:  # as a real trial: the run ends before the last report, which says so
+            run.finish(outcome)
         with tempfile.TemporaryDirectory(prefix="gansweep-replay-") as folder:
             state = {"step": step, "mlflow_run_id": run.run_id, "trial_id": trial_id}
             (Path(folder) / CHECKPOINT_FILE).write_text(json.dumps(state))
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
-    last = curve.iloc[-1]
-    run.finish(trial_outcome(last["step"], last["steps"], bool(last["diverged"])))
+            result = {**metrics, RESULT_RUN_ID: run.run_id, RESULT_RUN_ENDED: ended}
+            tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
+    if not ended:  # restored at its last step
+        run.finish(outcome)
 
 
 def plain(value: Any) -> Any:

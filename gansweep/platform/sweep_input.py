@@ -20,7 +20,12 @@ from gansweep.platform.trainable_registry import (
     load_trainable,
 )
 from gansweep.records.manifest import MANIFEST_FILE, check_sweep_name
-from gansweep.records.store import TrackingError, check_tracking_store, resolve_tracking_uri
+from gansweep.records.store import (
+    TrackingError,
+    check_tracking_store,
+    resolve_tracking_uri,
+    sqlite_path,
+)
 from gansweep.records.write import check_experiment_usable
 from gansweep.search_spaces import SearchSpace, SearchSpaceError, load_space
 from gansweep.trainables.config import ConfigError, TrialConfig, parse_overrides
@@ -32,6 +37,14 @@ from gansweep.trainables.metric_registry import (
     MetricSpec,
     reported_metrics,
 )
+
+
+# Trials in flight that write into one SQLite file (the embedded default) before its
+# writes slow down: measured by benchmarks/sqlite_writers.py (docs/results.md, "The driver
+# at scale"). Each trial writing an evaluation a second, the p99 of one write was 0.2 s
+# at 8 and 16 writers, 0.35 s at 32, 0.8 s at 64 and 3.5 s at 128, where the file took
+# about 65 writes/s of the 128 asked. Past it, `sweep` says to use an MLflow server.
+SQLITE_WRITERS_MAX = 32
 
 
 class SweepInputError(ValueError):
@@ -227,4 +240,11 @@ def prepare(options: SweepOptions) -> PreparedSweep:
             f"{space.grid_size()} trials, not {options.num_samples}"
         )
         options = dataclasses.replace(options, num_samples=space.grid_size())
+    if sqlite_path(uri) is not None and options.max_concurrent > SQLITE_WRITERS_MAX:
+        notes.append(
+            f"warning: {options.max_concurrent} trials at once write into one SQLite file; "
+            f"past {SQLITE_WRITERS_MAX} its writes slow down, and every trial waits on them. "
+            "For more in flight, run an MLflow server on PostgreSQL "
+            "(gansweep/platform/deploy/) and pass --tracking-uri http://HOST:PORT"
+        )
     return PreparedSweep(options, name, space, sweep_dir, uri, notes)

@@ -29,6 +29,8 @@ from gansweep.records.ranking import trial_outcome
 from gansweep.records.run_format import (
     GENERATOR_FILE,
     REPLICA_KEY,
+    RESULT_RUN_ENDED,
+    RESULT_RUN_ID,
     SAMPLES_FILE,
     TAG_DEVICE,
     TAG_NODE,
@@ -155,6 +157,7 @@ def train_gan(config: dict[str, Any], context: SweepRecords) -> None:
         run.set_tags(
             {TAG_NODE: ray.get_runtime_context().get_node_id(), TAG_DEVICE: str(trainer.device)}
         )
+    ended = False
     with tempfile.TemporaryDirectory(prefix="gansweep-") as scratch_dir:
         scratch = Path(scratch_dir)
         for metrics in costed_evaluations(trainer, clock, spent):
@@ -168,12 +171,21 @@ def train_gan(config: dict[str, Any], context: SweepRecords) -> None:
             with clock.phase("checkpoint"):
                 folder = Path(tempfile.mkdtemp(dir=scratch))
                 save_trial_checkpoint(folder, trainer, run.run_id, metrics, trial_id)
+            # The last evaluation: the run is ended before the report, which says so, and
+            # the driver has nothing to close (a trial killed in between is retried from
+            # its previous checkpoint, and the retry opens the run again).
+            ended = trainer.diverged or trainer.step >= cfg.steps
+            if ended:
+                with clock.phase("mlflow"):
+                    run.finish(trial_outcome(trainer.step, cfg.steps, trainer.diverged))
             record_profile()
             # Returns after Tune has persisted the checkpoint; a scheduler that stops the
             # trial ends it here (the driver then closes its MLflow run).
             with clock.phase("report"):
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+                result = {**metrics, RESULT_RUN_ID: run.run_id, RESULT_RUN_ENDED: ended}
+                tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
                 shutil.rmtree(folder)  # Tune has its own copy now
-    with clock.phase("mlflow"):
-        run.finish(trial_outcome(trainer.step, cfg.steps, trainer.diverged))
-    record_profile()
+    if not ended:  # restored at its last step: nothing left to evaluate or report
+        with clock.phase("mlflow"):
+            run.finish(trial_outcome(trainer.step, cfg.steps, trainer.diverged))
+        record_profile()

@@ -51,6 +51,13 @@ AXES = ("loss", "penalty", "d_norm", "optimizer")
 # replicates. Every other key of a Tune config is a TrialConfig field.
 REPLICA_KEY = "_replica_of"
 
+# In each Tune result of a trial: its MLflow run, and whether the trial has ended that run
+# itself (its last result, reported after the run's end). The driver's callback that
+# closes runs (platform/tune_glue.CloseTrialRuns) then makes no tracking call for it, and
+# for a trial the scheduler stopped it needs no search for the run.
+RESULT_RUN_ID = "mlflow_run_id"
+RESULT_RUN_ENDED = "mlflow_run_ended"
+
 SAMPLES_FILE = "samples.png"
 GENERATOR_FILE = "generator.pt"
 

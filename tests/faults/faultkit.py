@@ -12,7 +12,7 @@ as a reboot does, and the fixtures kill whatever is left at the end, passed or f
 
 from __future__ import annotations
 
-import csv
+import json
 import os
 import socket
 import subprocess
@@ -252,10 +252,10 @@ def optuna_trials(manifest: Manifest) -> list:
 
 def progress_steps(folder: Path) -> list[int]:
     """The steps Tune recorded for a trial, in the order the driver received them."""
-    if not (folder / "progress.csv").is_file():
+    if not (folder / "result.json").is_file():
         return []
-    with (folder / "progress.csv").open() as f:
-        return [int(float(row["step"])) for row in csv.DictReader(f)]  # written as 200.0
+    with (folder / "result.json").open() as f:  # Tune's JSON log: one line per result
+        return [int(json.loads(line)["step"]) for line in f]
 
 
 def check_trial_run(manifest: Manifest, runs: list, planned: list[int]) -> None:

@@ -297,7 +297,7 @@ def test_a_truncated_checkpoint_is_refused_and_the_retry_falls_back_to_the_one_b
 
     def acknowledged() -> dict[str, int]:
         """Trials whose newest checkpoint the driver has taken in (its result is the last
-        row of progress.csv): the checkpoint Tune restores a retry from."""
+        line of result.json): the checkpoint Tune restores a retry from."""
         folders = trial_folders(sweep_dir)
         try:
             return {
@@ -305,7 +305,7 @@ def test_a_truncated_checkpoint_is_refused_and_the_retry_falls_back_to_the_one_b
                 for t, i in latest_checkpoints(sweep_dir).items()
                 if len(progress_steps(folders[t])) == i + 1
             }
-        except (ValueError, TypeError):  # a row of progress.csv half written: look again
+        except (ValueError, TypeError, KeyError):  # a line of result.json half written: again
             return {}
 
     # Freeze the worker so that it writes no newer checkpoint while this one is corrupted;
