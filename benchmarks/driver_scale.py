@@ -30,7 +30,9 @@ One JSON line per run, with:
   follows a trial's end);
 - suggest_p50_ms, suggest_p99_ms: the searcher's suggest (ResumableOptunaSearch.suggest,
   timed by GANSWEEP_PROFILE_CALLS=1), over the run, and suggest_ms_at: p50/p99 over the
-  100 suggests around trial 100, 1,000 and 2,000;
+  100 suggests around trial 100, 1,000 and 2,000, with the p50/p99 of the suggest's own
+  CPU (cpu_) and of its wait for a core (queue_: the main thread runnable, the machine's
+  cores busy with the trials);
 - view_polls, view_poll_p50_ms, view_cpu_share: the live view's reads of the records (the
   same timing), and the share of one core they took over the search;
 - in_flight_max, in_flight_mean: trial runs open at once (MLflow's start and end times);
@@ -247,19 +249,23 @@ def interpolate(samples: Sequence[tuple[float, float]], at: float) -> float:
 
 
 def suggest_figures(calls: list[dict[str, Any]], trials: int) -> dict[str, Any]:
-    """The suggest's latency over the run and around each mark, in ms."""
-    walls = {c["n"]: c["wall_s"] * 1000 for c in calls if c["call"] == "suggest"}
+    """The suggest's latency over the run and around each mark, in ms; around each mark
+    also its own thread's CPU and its wait for a core (run queue: the machine too busy
+    to run the driver), whose p99s say what the wall time's tail is made of."""
+    suggests = {c["n"]: c for c in calls if c["call"] == "suggest"}
     at = {}
     for mark in marks_of(trials):
         lo, hi = window(mark, trials)
-        chunk = [walls[n] for n in range(lo, hi + 1) if n in walls]
+        chunk = [suggests[n] for n in range(lo, hi + 1) if n in suggests]
         if chunk:
-            at[str(mark)] = {
-                "p50": round(percentile(chunk, 0.5), 2),
-                "p99": round(percentile(chunk, 0.99), 2),
-                "n": len(chunk),
-            }
-    every = list(walls.values())
+            figures: dict[str, Any] = {}
+            for key, field in (("", "wall_s"), ("cpu_", "cpu_s"), ("queue_", "queue_s")):
+                values = [1000 * c[field] for c in chunk if c.get(field) is not None]
+                if values:
+                    figures[f"{key}p50"] = round(percentile(values, 0.5), 2)
+                    figures[f"{key}p99"] = round(percentile(values, 0.99), 2)
+            at[str(mark)] = {**figures, "n": len(chunk)}
+    every = [1000 * c["wall_s"] for c in suggests.values()]
     return {
         "suggests": len(every),
         "suggest_p50_ms": round(percentile(every, 0.5), 2) if every else None,

@@ -70,11 +70,23 @@ class Profile:
             f.write(json.dumps(record) + "\n")
 
 
+def run_queue_s() -> float | None:
+    """Seconds the calling thread has spent runnable but waiting for a core (Linux's
+    /proc/thread-self/schedstat, its second field, in ns); None where there is none."""
+    try:
+        with open("/proc/thread-self/schedstat", encoding="ascii") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 class CallLog:
     """One JSON line per call to ``<folder>/profile_calls.jsonl``: which call, its number,
-    when it ended, its wall seconds and the CPU seconds of the calling thread (others'
-    work does not count). Only where $GANSWEEP_PROFILE_CALLS was set when the log was
-    made (else `call` times nothing); a CallLog pickles (Tune saves the searcher)."""
+    when it ended, its wall seconds, the CPU seconds of the calling thread (others' work
+    does not count) and the seconds it waited for a core (``queue_s``: a busy machine's
+    share of the wall time; the rest of wall - cpu - queue is waiting on I/O, a lock or
+    the GIL). Only where $GANSWEEP_PROFILE_CALLS was set when the log was made (else
+    `call` times nothing); a CallLog pickles (Tune saves the searcher)."""
 
     def __init__(self, folder: str | os.PathLike[str] | None) -> None:
         on = folder is not None and os.environ.get(CALLS_ENV, "") not in ("", "0")
@@ -86,15 +98,17 @@ class CallLog:
         if self.path is None:
             yield
             return
-        began, began_cpu = time.perf_counter(), time.thread_time()
+        began, began_cpu, began_queue = time.perf_counter(), time.thread_time(), run_queue_s()
         try:
             yield
         finally:
             wall, cpu = time.perf_counter() - began, time.thread_time() - began_cpu
+            queue = run_queue_s()
             self.counts[name] += 1
             record = {
                 "call": name, "n": self.counts[name], "end": time.time(), "wall_s": wall,
                 "cpu_s": cpu, "thread": threading.current_thread().name,
+                "queue_s": None if queue is None or began_queue is None else queue - began_queue,
             }  # fmt: skip
             # One short line in append mode per write: the view's thread and the main
             # thread do not interleave within a line. Timing never stops a sweep (the

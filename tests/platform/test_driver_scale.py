@@ -44,17 +44,27 @@ def test_trials_in_flight_are_read_from_the_runs_start_and_end():
 
 
 def test_suggest_latency_and_driver_cpu_are_read_around_each_mark():
-    # 300 suggests, one a second; suggest n takes n ms; the driver's CPU clock runs at
-    # 0.5 s per second: 0.5 CPU s per trial everywhere.
+    # 300 suggests, one a second; suggest n takes n ms, half of it on its CPU, a quarter
+    # waiting for a core; the driver's CPU clock runs at 0.5 s per second: 0.5 CPU s per
+    # trial everywhere.
     calls = [
-        {"call": "suggest", "n": n, "end": 1000.0 + n, "wall_s": n / 1000} for n in range(1, 301)
-    ]
+        {"call": "suggest", "n": n, "end": 1000.0 + n, "wall_s": n / 1000,
+         "cpu_s": n / 2000, "queue_s": n / 4000}
+        for n in range(1, 301)
+    ]  # fmt: skip
     clock = [(1000.0 + t, 0.5 * t) for t in range(0, 302)]
     figures = ds.suggest_figures(calls, trials=300)
     assert figures["suggests"] == 300
     assert figures["suggest_p50_ms"] == pytest.approx(150.5)
     # Trial 100's window is suggests 51..150; the last's, 201..300.
-    assert figures["suggest_ms_at"]["100"] == {"p50": 100.5, "p99": pytest.approx(149.01), "n": 100}
+    assert figures["suggest_ms_at"]["100"] == {
+        "p50": 100.5, "p99": pytest.approx(149.01),
+        "cpu_p50": 50.25, "cpu_p99": pytest.approx(74.505, abs=0.01),
+        "queue_p50": pytest.approx(25.125, abs=0.01),
+        "queue_p99": pytest.approx(37.2525, abs=0.01), "n": 100,
+    }  # fmt: skip
+    calls[99].pop("queue_s")  # a call with no run-queue figure (not on Linux) is left out
+    assert ds.suggest_figures(calls, trials=300)["suggest_ms_at"]["100"]["n"] == 100
     assert figures["suggest_ms_at"]["300"]["p50"] == pytest.approx(250.5)
     assert ds.driver_cpu_at(calls, clock, trials=300) == {"100": 0.5, "300": 0.5}
     # Past the first in_flight suggests, one suggest a second is 60 completions a minute.

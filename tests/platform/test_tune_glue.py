@@ -75,6 +75,10 @@ def test_each_suggest_is_timed_into_the_sweep_folder_only_when_asked(tmp_path, m
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert [(c["call"], c["n"]) for c in lines] == [("suggest", 1), ("suggest", 2), ("suggest", 3)]
     assert all(c["wall_s"] > 0 and c["cpu_s"] >= 0 for c in lines)
+    # The wait for a core, where Linux tells it: never more than the wall time.
+    assert all(c["queue_s"] is None or 0 <= c["queue_s"] <= c["wall_s"] for c in lines)
+    if sys.platform == "linux":
+        assert all(c["queue_s"] is not None for c in lines)
     search.save(str(tmp_path / "searcher.pkl"))
     elsewhere = tmp_path / "resumed"
     elsewhere.mkdir()
