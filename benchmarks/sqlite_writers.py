@@ -69,9 +69,7 @@ def machine_busy_s() -> tuple[float, float]:
     return (total - idle) / 100, total / 100
 
 
-def writer(
-    index: int, sweep: SweepRecords, opts: argparse.Namespace, start: Any, out: Any
-) -> None:
+def writer(index: int, sweep: SweepRecords, opts: argparse.Namespace, start: Any, out: Any) -> None:
     """One trial slot: trials back to back until the time is up; its timings to `out`."""
     retries = RetryCounter()
     logging.getLogger("gansweep").addHandler(retries)

@@ -38,7 +38,6 @@ from gansweep.trainables.metric_registry import (
     reported_metrics,
 )
 
-
 # Trials in flight that write into one SQLite file (the embedded default) before its
 # writes slow down: measured by benchmarks/sqlite_writers.py (docs/results.md, "The driver
 # at scale"). Each trial writing an evaluation a second, the p99 of one write was

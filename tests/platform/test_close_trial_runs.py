@@ -58,9 +58,8 @@ def test_a_trial_that_ended_its_own_run_costs_no_tracking_call(tmp_path, caplog)
 def test_a_stopped_trial_is_closed_by_the_run_its_results_name(tmp_path):
     records, run = open_run(tmp_path, "t2")
     # A trial id no run carries: found by a search, the run would stay open.
-    trial = SimpleNamespace(
-        trial_id="not-t2", last_result={"step": 100, RESULT_RUN_ID: run.run_id, RESULT_RUN_ENDED: False}
-    )
+    result = {"step": 100, RESULT_RUN_ID: run.run_id, RESULT_RUN_ENDED: False}
+    trial = SimpleNamespace(trial_id="not-t2", last_result=result)
     callback(records.tracking_uri, records)._close(trial, ranking.STOPPED_EARLY, "FINISHED")
     closed = MlflowClient(records.tracking_uri).get_run(run.run_id)
     assert closed.info.status == "FINISHED"
