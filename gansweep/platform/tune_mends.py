@@ -1,6 +1,6 @@
 """Three mends of Ray Tune 2.60's controller (pyproject.toml bounds ray to 2.60.x; the tests
-in tests/platform/test_tune_mends.py fail loudly when the code they mend changes). Both
-were found by benchmarks/soak.py.
+in tests/platform/test_tune_mends.py fail loudly when the code they mend changes). The
+first two were found by benchmarks/soak.py, the third by benchmarks/driver_scale.py.
 
 1. One worker's death, reported twice. When a trial's worker dies while the trial has
 more than one task in flight on it, Ray reports the actor's death once per task:
