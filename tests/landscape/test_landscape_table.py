@@ -8,6 +8,7 @@ import sys
 import pandas as pd
 import pytest
 import yaml
+from recorded_platform import SAME_AS_RECORDED, WHY_NOT
 from replay import TABLE, Landscape
 
 from gansweep.search_spaces import load_space
@@ -53,6 +54,7 @@ def retrain_matches(landscape: Landscape, row: pd.Series, tmp_path) -> None:
             assert got[name] == pytest.approx(want[name], rel=1e-9, abs=1e-12), name
 
 
+@pytest.mark.skipif(not SAME_AS_RECORDED, reason=WHY_NOT)
 def test_a_row_retrained_with_gansweep_train_reproduces_its_metrics(landscape, tmp_path):
     # A cheap config (one D step per G step) on the last seed recorded.
     frame = landscape.frame
@@ -61,6 +63,7 @@ def test_a_row_retrained_with_gansweep_train_reproduces_its_metrics(landscape, t
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not SAME_AS_RECORDED, reason=WHY_NOT)
 @pytest.mark.parametrize("pick", range(4))
 def test_more_rows_retrained_reproduce_their_metrics(landscape, tmp_path, pick):
     """Rows drawn at random (a fixed draw): each seed, both D step ratios, any outcome."""

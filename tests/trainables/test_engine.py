@@ -8,6 +8,7 @@ import os
 
 import pytest
 import torch
+from recorded_platform import SAME_AS_RECORDED, WHY_NOT
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from gansweep.trainables.config import MAX_PAC, TrialConfig
@@ -570,53 +571,59 @@ PINNED = {
         (158.19168090820312, 22.14165687561035),
     ),
 }  # fmt: skip
-# Where the hashes were recorded: other builds of torch, or CPUs whose kernels round
-# differently, train the same run to within rounding, not bit for bit.
-PINNED_PLATFORM = ("2.14.1", "AVX512")
-THIS_PLATFORM = (torch.__version__.split("+")[0], torch.backends.cpu.get_cpu_capability())
+# Other builds of torch, or CPUs whose kernels round differently, train the same run to
+# within rounding, not bit for bit: the hashes hold where they were recorded
+# (recorded_platform.py).
 
 
-def _fingerprint(trainer: GANTrainer) -> tuple[str, dict[str, float]]:
+def _fingerprint(trainer: GANTrainer) -> tuple[str, dict[str, float], dict[str, float]]:
     """(SHA-256 of the weights of G, D, G_ema and of the training RNG's state, the float64
-    sum of each network's floating-point weights)."""
-    digest, sums = hashlib.sha256(), {}
+    sum of each network's floating-point weights, and of their absolute values)."""
+    digest, sums, l1 = hashlib.sha256(), {}, {}
     for name in ("G", "D", "G_ema"):
         net = getattr(trainer, name)
         if net is None:
             continue
         state = net.state_dict()
-        sums[name] = 0.0
+        sums[name] = l1[name] = 0.0
         for key in sorted(state):
             value = state[key].detach().cpu().contiguous()
             digest.update(key.encode())
             digest.update(value.numpy().tobytes())
             if value.is_floating_point():
                 sums[name] += float(value.double().sum())
+                l1[name] += float(value.double().abs().sum())
     digest.update(trainer.rng.get_state().numpy().tobytes())
-    return digest.hexdigest(), sums
+    return digest.hexdigest(), sums, l1
 
 
 @functools.cache
-def _four_steps(name: str) -> tuple[str, dict[str, float], tuple[float, float]]:
+def _four_steps(
+    name: str,
+) -> tuple[str, dict[str, float], dict[str, float], tuple[float, float]]:
     trainer = GANTrainer(PINNED[name][0])
     for _ in range(4):
         losses = trainer.train_step()
-    digest, sums = _fingerprint(trainer)
-    return digest, sums, (float(losses["loss_d"]), float(losses["loss_g"]))
+    digest, sums, l1 = _fingerprint(trainer)
+    return digest, sums, l1, (float(losses["loss_d"]), float(losses["loss_g"]))
 
 
 @pytest.mark.parametrize("name", sorted(PINNED))
 def test_four_steps_train_the_weights_todays_engine_trains(name):
-    _, sums, losses = _four_steps(name)
-    assert sums == pytest.approx(PINNED[name][2], rel=1e-5)
+    """Within rounding anywhere. Each network's weight sum is compared to a tolerance of
+    its weights' absolute sum, not of the sum itself (signed weights cancel): RMSprop
+    turns a rounding difference in a near-zero gradient into a whole step of lr, which
+    moved D's sum by 3.8e-5 of its absolute sum on a CPU other than the recording one
+    (ragan-r1-rmsprop); any change to the engine's update moves every weight."""
+    _, sums, l1, losses = _four_steps(name)
+    assert sums.keys() == PINNED[name][2].keys()
+    for net, want in PINNED[name][2].items():
+        assert abs(sums[net] - want) <= 1e-4 * l1[net], (net, sums[net], want)
     assert losses == pytest.approx(PINNED[name][3], rel=1e-5)
 
 
-@pytest.mark.skipif(
-    THIS_PLATFORM != PINNED_PLATFORM,
-    reason=f"the hashes were recorded with torch {PINNED_PLATFORM[0]} on {PINNED_PLATFORM[1]}",
-)
+@pytest.mark.skipif(not SAME_AS_RECORDED, reason=WHY_NOT)
 @pytest.mark.parametrize("name", sorted(PINNED))
 def test_four_steps_are_bit_for_bit_todays_engine(name):
-    digest, _, _ = _four_steps(name)
+    digest, _, _, _ = _four_steps(name)
     assert digest == PINNED[name][1]
