@@ -149,6 +149,28 @@ def test_the_replicas_ran_inside_the_search_s_tune_experiment(finished_sweep):
     assert not (cwd / "sweeps" / "e2e" / "replicas").exists()
 
 
+def test_tune_logs_each_trial_s_results_as_json_only_and_each_names_its_run(finished_sweep):
+    """Tune's CSV and TensorBoard copies of the results are off (tune_glue.fit: they cost
+    the driver a write per result); its result.json, which tune_mends reads, is kept.
+    Every result names the trial's MLflow run; the last says the trial ended it."""
+    from gansweep.records.run_format import RESULT_RUN_ENDED, RESULT_RUN_ID
+
+    _, _, manifest = finished_sweep
+    _, runs = runs_of(manifest)
+    run_ids = {r.data.tags["gansweep.trial_id"]: r.info.run_id for r in runs}
+    folders = [p.parent for p in Path(manifest["sweep_dir"]).glob("*/result.json")]
+    assert len(folders) == 8  # 4 trials and their 4 replicas
+    for folder in folders:
+        assert not (folder / "progress.csv").exists()
+        assert not list(folder.glob("events.out.tfevents*"))
+        results = [json.loads(line) for line in (folder / "result.json").read_text().splitlines()]
+        assert [r[RESULT_RUN_ENDED] for r in results] == [False, True]  # steps 100, 200
+        assert len({r[RESULT_RUN_ID] for r in results}) == 1
+        trial_id = results[0]["trial_id"]
+        if trial_id in run_ids:  # a trial's own run (replicas have runs of their role)
+            assert results[0][RESULT_RUN_ID] == run_ids[trial_id]
+
+
 def test_export_writes_the_robust_champion_with_the_spread_its_runs_hold(finished_sweep):
     cwd, _, manifest = finished_sweep
     proc = gansweep("export", "e2e", "-o", "exported.yaml", cwd=cwd)
