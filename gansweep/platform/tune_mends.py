@@ -1,6 +1,6 @@
-"""Three mends of Ray Tune 2.60's controller (pyproject.toml bounds ray to 2.60.x; the tests
-in tests/platform/test_tune_mends.py fail loudly when the code they mend changes). The
-first two were found by benchmarks/soak.py, the third by benchmarks/driver_scale.py.
+"""Two mends of Ray Tune 2.60's controller (pyproject.toml bounds ray to 2.60.x; the tests
+in tests/platform/test_tune_mends.py fail loudly when the code they mend changes). Both
+were found by benchmarks/soak.py.
 
 1. One worker's death, reported twice. When a trial's worker dies while the trial has
 more than one task in flight on it, Ray reports the actor's death once per task:
@@ -26,16 +26,6 @@ anymore") until --max-failures ends the trial as ERROR. The mend points such a t
 its newest checkpoint still on disk, with that checkpoint's result from the trial's
 result.json (Tune restores the trial's iteration count from it), or at none, to start
 over, when none is left.
-
-3. A save of the experiment state at nearly every trial's end. Tune forces one as soon as
-any trial has saved num_to_keep checkpoints since the last save, so that the state never
-points at a checkpoint num_to_keep has deleted (its own comment calls this "a
-non-performant workaround"). A trial of a sweep keeps 2 and checkpoints at every
-evaluation: the state (23 KB per trial, 46 MB at 2,000 trials) was rewritten at nearly
-every trial's end, the driver's cost per trial growing with the trials
-(benchmarks/driver_scale.py). Mend 2 repairs exactly what the forced save prevents, so
-the mend drops the forcing: the state is saved on Tune's own period ("auto": at least
-every 10 s, at most 5 % of the time), and at the experiment's end.
 """
 
 from __future__ import annotations
@@ -50,7 +40,6 @@ from typing import Any
 from ray import tune
 from ray.exceptions import RayActorError
 from ray.train._internal.session import _TrainingResult
-from ray.tune.execution.experiment_state import _ExperimentCheckpointManager
 from ray.tune.execution.tune_controller import TuneController
 from ray.tune.experiment import Trial
 
@@ -156,25 +145,8 @@ def restoring_from_what_is_left(restore: Callable[..., Any]) -> Callable[..., An
     return mended
 
 
-def no_forced_snapshots(on_trial_checkpoint: Callable[..., Any]) -> Callable[..., Any]:
-    """_ExperimentCheckpointManager.on_trial_checkpoint, which counts a trial's new
-    checkpoints to force a save of the experiment state: counting nothing (mend 3)."""
-    if getattr(on_trial_checkpoint, "mended", False):
-        return on_trial_checkpoint
-
-    @functools.wraps(on_trial_checkpoint)
-    def mended(manager: Any, trial: Trial) -> None:
-        return None
-
-    mended.mended = True  # type: ignore[attr-defined]
-    return mended
-
-
 def mend_tune() -> None:
     """Apply the mends (once; safe to call again)."""
-    _ExperimentCheckpointManager.on_trial_checkpoint = no_forced_snapshots(  # type: ignore[method-assign]
-        _ExperimentCheckpointManager.on_trial_checkpoint
-    )
     TuneController._trial_task_failure = recovering_pending_trials(  # type: ignore[method-assign]
         TuneController._trial_task_failure
     )

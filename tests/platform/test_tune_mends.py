@@ -103,28 +103,6 @@ def test_the_ray_code_it_mends_is_unchanged():
     assert "if trial in self._resetting_trials:" in reuse
 
 
-def test_a_trial_saving_checkpoints_no_longer_forces_a_save_of_the_experiment():
-    """Mend 3: Tune's forced save after num_to_keep checkpoints of one trial is off; the
-    unmended method would force it (so the check below can fail)."""
-    from ray.tune.execution.experiment_state import _ExperimentCheckpointManager
-
-    mend_tune()
-    trial = Trial("__fake", trial_id="t0", stub=True)
-    manager = _ExperimentCheckpointManager(
-        storage=None, checkpoint_period="auto", sync_every_n_trial_checkpoints=2
-    )
-    for _ in range(3):
-        _ExperimentCheckpointManager.on_trial_checkpoint(manager, trial)
-    assert not manager._should_force_sync_up
-    for _ in range(2):  # Ray's own method, under the mend
-        _ExperimentCheckpointManager.on_trial_checkpoint.__wrapped__(manager, trial)
-    assert manager._should_force_sync_up
-    # What the mend relies on: the forcing is this counter's doing, and the period is
-    # Tune's "auto" otherwise.
-    source = inspect.getsource(_ExperimentCheckpointManager.sync_up_experiment_state)
-    assert "force = force or self._should_force_sync_up" in source
-
-
 def counting(config):
     """Reports iterations with a checkpoint each, on from its checkpoint's; fails once
     after its third, when the file config["fail"] exists (and removes it)."""
