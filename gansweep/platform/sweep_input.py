@@ -40,9 +40,10 @@ from gansweep.trainables.metric_registry import (
 
 # Trials in flight that write into one SQLite file (the embedded default) before its
 # writes slow down: measured by benchmarks/sqlite_writers.py (docs/results.md, "The driver
-# at scale"). Each trial writing an evaluation a second, the p99 of one write was 0.2 s
-# at 8 and 16 writers, 0.35 s at 32, 0.8 s at 64 and 3.5 s at 128, where the file took
-# about 65 writes/s of the 128 asked. Past it, `sweep` says to use an MLflow server.
+# at scale"). Each trial writing an evaluation a second, the p99 of one write was
+# 0.1-0.2 s at 8 writers, 0.35 s at 32, 0.75 s at 64, 1.7 s at 96 and 3.8 s at 128
+# (medians of 2-3 runs): the file takes about 60 writes/s at most, and from 64 writers
+# on every trial waits on the others. Past it, `sweep` says to use an MLflow server.
 SQLITE_WRITERS_MAX = 32
 
 
