@@ -11,13 +11,17 @@ each retrain is what `gansweep train best.yaml --set seed=N` runs (the engine, t
 config), on seeds that neither the search nor the replication used. Retrains run two at
 a time, one torch thread each.
 
-Targets (issue "Trustworthy answers"): ring8 8/8 modes with >= 95 % high quality on every
-seed; grid25 >= 24.5 modes with >= 90 % (the goal: 25/25 at >= 95 %); and the champion
-must beat the default config on every seed. Prints JSON lines: one per retrain, one row
-per method and data set (published rows included), and the verdicts.
+Targets (issue "Beyond every published row"), on every one of the fresh seeds: ring8 8/8
+modes at >= 97 % high quality on average and >= 95 % at worst; grid25 25/25 at >= 95 %
+and >= 93 %; and the champion beats the default config's `distance` on every seed.
+Prints JSON lines: one per retrain, one row per method and data set (published rows
+included, each naming the paper's table it comes from), and the verdicts. The
+champion's exported config is written to ``--champions/<dataset>.yaml``, so that anyone
+can retrain it on seeds of their own.
 
-    python benchmarks/quality_study.py [--datasets ring8,grid25] [--budget 32] [--top 3]
-        [--replicas 3] [--fresh-seeds 1000,1001,1002,1003,1004]
+    python benchmarks/quality_study.py [--datasets ring8,grid25] [--space quality]
+        [--budget 32] [--top 3] [--replicas 3] [--fresh-seeds 1000,...,1004]
+        [--workdir DIR] [--champions benchmarks/champions]
 """
 
 from __future__ import annotations
@@ -35,20 +39,26 @@ from gansweep.records.manifest import BEST_FILE
 from gansweep.search_spaces import load_space
 
 STEPS = {"ring8": 3000, "grid25": 5000}  # the project's baseline protocol, for `quick`
-# (modes, % high quality) from the papers' 2-D tables, as given in the issue.
+# (modes, % high quality) from the papers' 2-D tables, as given in the issue. The two
+# tables use different protocols (VEEGAN: Srivastava et al. 2017, Table 1; PacGAN: Lin
+# et al. 2018, Table 1, which reruns GAN and ALI under its own), so each row names its
+# table.
 PUBLISHED = {
     "ring8": {
-        "GAN (PacGAN table)": (6.3, 98.2),
-        "VEEGAN": (8.0, 52.9),
-        "PacGAN2": (7.9, 95.6),
+        "GAN (PacGAN's table)": (6.3, 98.2),
+        "VEEGAN (VEEGAN's table)": (8.0, 52.9),
+        "PacGAN2 (PacGAN's table)": (7.9, 95.6),
+        "PacGAN3 (PacGAN's table)": (7.8, 97.7),
     },
     "grid25": {
-        "GAN (PacGAN table)": (17.3, 94.8),
-        "VEEGAN": (24.6, 40.0),
-        "PacGAN4": (24.8, 93.6),
+        "GAN (PacGAN's table)": (17.3, 94.8),
+        "VEEGAN (VEEGAN's table)": (24.6, 40.0),
+        "ALI (PacGAN's table)": (24.1, 95.7),
+        "PacGAN4 (PacGAN's table)": (24.8, 93.6),
     },
 }
-TARGETS = {"ring8": (8.0, 0.95), "grid25": (24.5, 0.90)}  # modes, high quality per seed
+# modes on every seed, % high quality on average, % high quality at worst
+TARGETS = {"ring8": (8, 97.0, 95.0), "grid25": (25, 95.0, 93.0)}
 
 
 def retrain(job: tuple[str | None, list[str]]) -> dict[str, Any]:
@@ -86,13 +96,21 @@ def row(dataset: str, method: str, results: list[dict[str, Any]]) -> dict[str, A
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="ring8,grid25")
-    parser.add_argument("--space", default="quick")
+    parser.add_argument("--space", default="quality")
     parser.add_argument("--budget", type=int, default=32)
     parser.add_argument("--top", type=int, default=3)
     parser.add_argument("--replicas", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0, help="the sampler's seed")
     parser.add_argument("--fresh-seeds", default="1000,1001,1002,1003,1004")
     parser.add_argument("--cpus", type=int, default=2)
+    parser.add_argument(
+        "--workdir", type=Path, default=None,
+        help="keep the sweeps and their MLflow store here (default: a temporary folder)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--champions", type=Path, default=Path(__file__).parent / "champions",
+        help="write each data set's exported champion here as <dataset>.yaml",
+    )  # fmt: skip
     parser.add_argument(
         "--steps", type=int, default=None,
         help="the budget of a full trial and of each retrain (default: the baseline "
@@ -104,6 +122,9 @@ def main() -> None:
     runs.init_ray(num_cpus=args.cpus)
 
     with tempfile.TemporaryDirectory(prefix="gansweep-study-") as tmp:
+        if args.workdir is not None:
+            args.workdir.mkdir(parents=True, exist_ok=True)
+            tmp = str(args.workdir)
         for dataset in args.datasets.split(","):
             steps = args.steps or (
                 STEPS[dataset] if args.space == "quick" else load_space(args.space).fixed["steps"]
@@ -133,6 +154,13 @@ def main() -> None:
             )  # fmt: skip
             if champion is None:
                 continue
+            args.champions.mkdir(parents=True, exist_ok=True)
+            (args.champions / f"{dataset}.yaml").write_text(
+                f"# The champion of `python benchmarks/quality_study.py --datasets {dataset} "
+                f"--space {args.space} --budget {args.budget} --seed {args.seed}`\n"
+                f"# (exported best.yaml). Retrain: gansweep train THIS.yaml --set seed=N\n"
+                + best.read_text()
+            )
             jobs = {
                 "champion (this sweep)": [(str(best), [f"seed={s}"]) for s in fresh],
                 "default config": [
@@ -152,16 +180,18 @@ def main() -> None:
                 emit({"benchmark": "quality_study", "row": True, "dataset": dataset, **published})
             for r in rows.values():
                 emit(r)
-            want_modes, want_hq = TARGETS[dataset]
+            want_modes, want_mean, want_worst = TARGETS[dataset]
             mine, default = rows["champion (this sweep)"], rows["default config"]
             emit(
                 {
                     "benchmark": "quality_study",
                     "verdict": True,
                     "dataset": dataset,
-                    "target": f">= {want_modes} modes and >= {100 * want_hq:.0f}% on every seed",
-                    "target_met": all(m >= want_modes for m in mine["modes_per_seed"])
-                    and all(h >= 100 * want_hq for h in mine["hq_per_seed"]),
+                    "target": f"{want_modes} modes on every seed, high quality >= {want_mean}% "
+                    f"on average and >= {want_worst}% at worst",
+                    "target_met": min(mine["modes_per_seed"]) >= want_modes
+                    and statistics.mean(mine["hq_per_seed"]) >= want_mean
+                    and min(mine["hq_per_seed"]) >= want_worst,
                     "beats_default_on_every_seed": all(
                         c < d
                         for c, d in zip(
