@@ -1,8 +1,8 @@
 """The Ray Tune glue of a sweep: the Optuna searcher that resumes cleanly, the searcher
-of the replication, the driver-side callback that closes trial runs, and the Tuners
-themselves (the search, and the replication of its top configs on fresh seeds). The
-samplers and schedulers they use are chosen from their registries (samplers.py,
-schedulers.py)."""
+of the replication, and the Tuners themselves (the search, and the replication of its top
+configs on fresh seeds). The samplers and schedulers they use are chosen from their
+registries (samplers.py, schedulers.py); the driver-side callbacks are in
+tune_callbacks.py."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ import optuna
 import ray
 from ray import tune
 from ray.tune.experiment import Trial
-from ray.tune.logger import JsonLoggerCallback
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import BasicVariantGenerator, Searcher
 from ray.tune.search.optuna import OptunaSearch
@@ -27,14 +26,11 @@ from gansweep.platform.samplers import SAMPLERS
 from gansweep.platform.schedulers import SCHEDULERS
 from gansweep.platform.trainable_registry import load_trainable
 from gansweep.platform.trial import split_config, trial_run_name
+from gansweep.platform.tune_callbacks import CloseTrialRuns, json_results_only
 from gansweep.platform.tune_mends import mend_tune
 from gansweep.profiling import CallLog
-from gansweep.records import ranking
 from gansweep.records.manifest import REPLICAS_DIR, Manifest
-from gansweep.records.read import find_trial_run
-from gansweep.records.run_format import RESULT_RUN_ENDED, RESULT_RUN_ID
 from gansweep.records.study_store import open_study_storage
-from gansweep.records.write import end_trial_run
 from gansweep.search_spaces import SearchSpace
 
 if TYPE_CHECKING:
@@ -49,25 +45,13 @@ def fit(manifest: Manifest, tuner: tune.Tuner) -> None:
     # Tune's own Ctrl-C handler ends fit() as if the experiment were done, and the sweep
     # would go on to replicate and finalize a search that never finished: let it raise.
     os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
-    _json_results_only(tuner)
+    json_results_only(tuner)
     mend_tune()  # every Tune experiment of a sweep runs here
     try:
         tuner.fit()
     except BaseException:
         mark_interrupted(manifest)
         raise
-
-
-def _json_results_only(tuner: tune.Tuner) -> None:
-    """Of Tune's three logs of each trial's results, keep the JSON one (result.json:
-    tune_mends reads it): the CSV and TensorBoard copies cost the driver's loop a file
-    write per result, and the TensorBoard one an fsync (5 % of the driver's time at 2,000
-    trials). Here rather than in the RunConfig, so that a sweep started before resumes
-    with it too (Tuner.restore brings back the run config the sweep started with)."""
-    run_config = tuner._local_tuner.get_run_config()  # type: ignore[union-attr]
-    if not any(isinstance(c, JsonLoggerCallback) for c in run_config.callbacks or []):
-        run_config.callbacks = [*(run_config.callbacks or []), JsonLoggerCallback()]
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # no CSV, no TensorBoard
 
 
 def mark_interrupted(manifest: Manifest) -> None:
@@ -80,43 +64,6 @@ def mark_interrupted(manifest: Manifest) -> None:
 def init_ray(address: str | None) -> None:
     if not ray.is_initialized():
         ray.init(address=address, logging_level=logging.WARNING, include_dashboard=False)
-
-
-class CloseTrialRuns(tune.Callback):
-    """A Tune callback on the driver that closes the MLflow run of a trial the scheduler
-    stopped (its function never returns) or that failed for good.
-
-    It runs on Tune's loop, so each tracking call here delays every trial's next start:
-    a trial whose last result says it ended its run itself costs no call, and one that
-    names its run needs no search for it (run_format.RESULT_RUN_ENDED, RESULT_RUN_ID)."""
-
-    def __init__(self, manifest: Manifest) -> None:
-        self.manifest = manifest
-
-    def _close(self, trial: Trial, status: str, run_status: str) -> None:
-        m = self.manifest
-        result = trial.last_result or {}
-        if result.get(RESULT_RUN_ENDED):
-            return
-        try:
-            run_id = result.get(RESULT_RUN_ID) or find_trial_run(
-                m.tracking_uri, m.experiment_id, m.parent_run_id, trial.trial_id
-            )
-            if run_id is not None:
-                end_trial_run(m.tracking_uri, run_id, status, run_status)
-        except Exception as err:  # bookkeeping must never stop the sweep
-            log.warning("could not close the MLflow run of %s: %s", trial, err)
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Trial, **info: Any) -> None:
-        result = trial.last_result or {}
-        planned = split_config(trial.config)[0].steps
-        outcome = ranking.trial_outcome(
-            result.get("step", 0), planned, bool(result.get("diverged"))
-        )
-        self._close(trial, outcome, "FINISHED")
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Trial, **info: Any) -> None:
-        self._close(trial, ranking.FAILED, "FAILED")
 
 
 class ResumableOptunaSearch(OptunaSearch):

@@ -53,7 +53,7 @@ REPLICA_KEY = "_replica_of"
 
 # In each Tune result of a trial: its MLflow run, and whether the trial has ended that run
 # itself (its last result, reported after the run's end). The driver's callback that
-# closes runs (platform/tune_glue.CloseTrialRuns) then makes no tracking call for it, and
+# closes runs (platform/tune_callbacks.CloseTrialRuns) then makes no tracking call for it, and
 # for a trial the scheduler stopped it needs no search for the run.
 RESULT_RUN_ID = "mlflow_run_id"
 RESULT_RUN_ENDED = "mlflow_run_ended"

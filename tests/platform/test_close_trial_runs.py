@@ -1,4 +1,4 @@
-"""The driver's callback that closes trial runs (tune_glue.CloseTrialRuns), against a
+"""The driver's callback that closes trial runs (tune_callbacks.CloseTrialRuns), against a
 real SQLite store: a trial whose last result says it ended its run costs no tracking
 call, and one that names its run is closed by that name, with no search."""
 
@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 from mlflow import MlflowClient
 
-from gansweep.platform.tune_glue import CloseTrialRuns
+from gansweep.platform.tune_callbacks import CloseTrialRuns
 from gansweep.records import ranking
 from gansweep.records.run_format import (
     RESULT_RUN_ENDED,
