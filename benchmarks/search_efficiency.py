@@ -32,6 +32,7 @@ own searcher, scheduler and ranking, with cost in training core-seconds from the
 
     python benchmarks/search_efficiency.py --replay benchmarks/landscape/ring8_landscape.csv
         [--budgets 16,32,64] [--replay-seeds 50] [--methods all] [--levers] [--concurrent 4]
+        [--warm-start SWEEP_FOLDER|CONFIG_FILE --warm-start-top 3]   # for METHOD/warm-start
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from typing import Any
 
 import _sweep_runs as runs
 
+from gansweep.platform.options import WARM_START_TOP
 from gansweep.platform.samplers import startup_trials
 
 METHODS = {
@@ -118,6 +120,13 @@ def main() -> None:
     parser.add_argument("--levers", action="store_true", help="(--replay) + the default's variants")
     parser.add_argument("--concurrent", type=int, default=4, help="(--replay) trials in flight")
     parser.add_argument("--jobs", type=int, default=None, help="(--replay) processes")
+    parser.add_argument(
+        "--warm-start", metavar="SWEEP_FOLDER|CONFIG_FILE",
+        help="(--replay) the source of the METHOD/warm-start methods",
+    )  # fmt: skip
+    parser.add_argument(
+        "--warm-start-top", type=int, default=WARM_START_TOP, help="(--replay) configs from it"
+    )  # fmt: skip
     args = parser.parse_args()
     if args.replay:
         sys.path.insert(0, str(Path(__file__).resolve().parent / "landscape"))

@@ -26,7 +26,10 @@ SPACE_FILES = {
     "bad_top.yaml": "paramz:\n  loss: {choice: [ns]}\n",
 }
 # A valid space, refused only with --scheduler pbt (it searches nothing PBT may perturb).
-OTHER_FILES = {"fixed_lr.yaml": "params:\n  loss: {choice: [ns, wgan]}\n"}
+OTHER_FILES = {
+    "fixed_lr.yaml": "params:\n  loss: {choice: [ns, wgan]}\n",
+    "hinge.yaml": "loss: hinge\n",  # a config no fixed_lr.yaml trial can have
+}
 TRAIN_FILES = {
     "train_list.yaml": "- ns\n",
     "train_malformed.yaml": "loss: [ns\n",
@@ -178,6 +181,21 @@ CASES = [
     (["sweep", "--address", "127.0.0.1:9"], "Ray cluster at 127.0.0.1:9 does not answer"),
     (["sweep", "--address", "nowhere"], "is not host:port or ray://host:port"),
     (["sweep", "--storage", "s3://bucket/x"], "object stores are not supported yet"),
+    (["sweep", "--warm-start", "ghost"], "--warm-start 'ghost' is neither a config file nor"),
+    (["sweep", "--warm-start", "train_list.yaml"], "must hold a mapping of key: value"),
+    (["sweep", "--warm-start", "hinge.yaml", "--warm-start-top", "0"], "--warm-start-top must"),
+    (
+        ["sweep", "--space", "fixed_lr.yaml", "--warm-start", "hinge.yaml"],
+        "none of its configs has a value that space 'fixed_lr' searches (loss)",
+    ),
+    (
+        ["sweep", "--space", "fixed_lr.yaml", "--sampler", "grid", "--warm-start", "hinge.yaml"],
+        "--warm-start with --sampler grid: the grid runs every config anyway",
+    ),
+    (
+        ["sweep", "--scheduler", "pbt", "--warm-start", "hinge.yaml"],
+        "--warm-start with --scheduler pbt: its population is its own",
+    ),
     # --- search space files
     *[(["sweep", "--space", name], "") for name in SPACE_FILES],
     # --- export, resume

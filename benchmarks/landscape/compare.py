@@ -5,6 +5,11 @@ without replication; efficiency.py turns them into the figures, one JSON line pe
 method and budget. A method is a sampler and a scheduler of the platform's registries;
 a lever (`--levers`) is a variant of the default method with one thing changed, measured
 the same way, so that what ships as the default is what the figures choose.
+
+`METHOD/warm-start` (with `--warm-start SOURCE`) runs METHOD's sweeps with the top
+`--warm-start-top` configs of an earlier sweep (or a config file) enqueued first, as
+`gansweep sweep --warm-start` does (platform/warm_start.py). The earlier sweep's own
+compute is reported beside the figures (`warm_start_source_core_s`), not in them.
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ from ray.tune.search import Searcher
 from replay import Landscape
 from simulate import Trace, simulate, true_quality
 
-from gansweep.platform import samplers, schedulers, tune_glue, tune_schedulers
+from gansweep.platform import samplers, schedulers, tune_glue, tune_schedulers, warm_start
 from gansweep.platform.sweep_input import SweepOptions
+from gansweep.platform.warm_start import WarmStart
 from gansweep.search_spaces import SearchSpace, load_space
 
 HERE = Path(__file__).resolve().parent
@@ -85,6 +91,8 @@ LEVERS: dict[str, Variant] = {
     "tpe-startup-2": _tpe(n_startup_trials=2),
     "tpe-startup-8": _tpe(n_startup_trials=8),
 }
+# Needs --warm-start: the method's own searcher, an earlier study's configs enqueued first.
+WARM_START = "warm-start"
 
 
 def default_method() -> str:
@@ -97,7 +105,14 @@ def default_method() -> str:
     )
 
 
-def _one(table: str, method: str, budget: int, concurrent: int, seed: int) -> tuple[int, Trace]:
+def _one(
+    table: str,
+    method: str,
+    budget: int,
+    concurrent: int,
+    warm: list[WarmStart],
+    seed: int,
+) -> tuple[int, Trace]:
     """One simulated sweep (in a worker process)."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     landscape = Landscape.read(table)
@@ -111,7 +126,11 @@ def _one(table: str, method: str, budget: int, concurrent: int, seed: int) -> tu
         mode="min",
         replicate_top=0,
     )
-    searcher, scheduler = LEVERS[lever](space, options) if lever else (None, None)
+    if lever == WARM_START:
+        searcher, scheduler = tune_glue.optuna_searcher(space, options), None
+        warm_start.enqueue(searcher._ot_study, warm)  # type: ignore[arg-type]
+    else:
+        searcher, scheduler = LEVERS[lever](space, options) if lever else (None, None)
     return seed, simulate(landscape, space, options, searcher, scheduler)
 
 
@@ -123,7 +142,10 @@ def run(
     concurrent: int,
     jobs: int,
     emit: Callable[[dict[str, Any]], None],
+    warm: list[WarmStart] | None = None,
+    warm_cost: float | None = None,
 ) -> None:
+    """warm, warm_cost: the configs of --warm-start, and what their sweep trained."""
     landscape = Landscape.read(table)
     quality = true_quality(landscape)
     mean, worst = quality["mean"].to_dict(), quality["worst"].to_dict()
@@ -134,7 +156,7 @@ def run(
         for budget in budgets:
             runs: dict[str, Runs] = {}
             for method in methods:
-                work = partial(_one, str(table), method, budget, concurrent)
+                work = partial(_one, str(table), method, budget, concurrent, warm or [])
                 traces = dict(pool.map(work, seeds))
                 runs[method] = Runs.of([traces[s] for s in seeds], mean, worst)
                 figures = summary(runs[method], runs[BASELINE])
@@ -150,8 +172,33 @@ def run(
                         "concurrent": concurrent,
                         "configs": len(quality),
                         "table": str(table),
+                        **(_warm_figures(warm or [], warm_cost) if WARM_START in method else {}),
                     }
                 )
+
+
+def _warm_figures(warm: list[WarmStart], cost: float | None) -> dict[str, Any]:
+    return {
+        "warm_start": [w.origin for w in warm],
+        "warm_start_configs": [w.params for w in warm],
+        "warm_start_source_core_s": None if cost is None else round(cost, 1),
+    }
+
+
+def warm_start_plan(source: str, top: int) -> tuple[list[WarmStart], float | None]:
+    """The configs `gansweep sweep --warm-start SOURCE` would enqueue on the landscape's
+    space, and the training core-seconds their sweep spent (None for a config file)."""
+    from gansweep.records.leaderboard import standings_and_runs
+    from gansweep.records.manifest import MANIFEST_FILE, Manifest
+
+    space = load_space(str(SPACE))
+    planned = warm_start.plan(space, [source], storage=".", top=top)
+    folder = Path(source)
+    if not (folder / MANIFEST_FILE).is_file():
+        return planned, None
+    manifest = Manifest.load(folder.resolve().parent, folder.resolve().name)
+    runs = standings_and_runs(manifest)[1]
+    return planned, float(runs["metrics.train_cpu_seconds"].sum())
 
 
 def _met(figures: dict[str, Any]) -> bool:
@@ -164,12 +211,20 @@ def parse(args: Any) -> dict[str, Any]:
     methods = list(METHODS) if args.methods == "all" else args.methods.split(",")
     if args.levers:
         methods += [f"{default_method()}/{lever}" for lever in LEVERS]
+    levers = [*LEVERS, WARM_START]
     for method in methods:
         base, _, lever = method.partition("/")
-        if base not in METHODS or (lever and lever not in LEVERS):
-            valid = ", ".join([*METHODS, *(f"{default_method()}/{lv}" for lv in LEVERS)])
+        if base not in METHODS or (lever and lever not in levers):
+            valid = ", ".join([*METHODS, *(f"{default_method()}/{lv}" for lv in levers)])
             raise SystemExit(f"unknown method {method!r}; valid: {valid}")
+        if lever == WARM_START and not args.warm_start:
+            raise SystemExit(f"method {method!r} needs --warm-start SWEEP_FOLDER|CONFIG_FILE")
+    warm, warm_cost = (
+        warm_start_plan(args.warm_start, args.warm_start_top) if args.warm_start else ([], None)
+    )
     return {
+        "warm": warm,
+        "warm_cost": warm_cost,
         "table": Path(args.replay),
         "methods": methods,
         "budgets": [int(b) for b in args.budgets.split(",")],

@@ -117,6 +117,8 @@ def sweep(
     max_failures: o.MaxFailures = D.max_failures,
     replicate_top: o.ReplicateTop = D.replicate_top,
     seeds: o.Seeds = D.seeds,
+    warm_start: o.WarmStart = [],  # noqa: B006 - typer copies it
+    warm_start_top: o.WarmStartTop = D.warm_start_top,
     verbose: o.Verbose = False,
 ) -> None:
     """Run a sweep: Ray Tune trials proposed by Optuna, recorded in MLflow."""

@@ -118,6 +118,17 @@ ReplicateTop = Annotated[
     ),
 ]
 Seeds = Annotated[int, typer.Option("--seeds", help="Fresh seeds per replicated config.")]
+WarmStart = Annotated[
+    list[str],
+    typer.Option(
+        "--warm-start",
+        help="Run these configs first: an earlier sweep's top ones (its name or folder) or "
+        "a config file (best.yaml). Repeatable.",
+    ),
+]
+WarmStartTop = Annotated[
+    int, typer.Option("--warm-start-top", help="Configs taken from each --warm-start sweep.")
+]
 
 # replicate, export, report
 Top = Annotated[int, typer.Option("--top", help="How many of the top configs.")]

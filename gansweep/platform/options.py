@@ -10,6 +10,8 @@ from gansweep.platform.trainable_registry import DEFAULT_TRAINABLE
 from gansweep.trainables.metric_registry import PRIMARY_METRIC
 
 MODES = ("min", "max")
+# Configs a --warm-start sweep takes from an earlier sweep's leaderboard (warm_start.py).
+WARM_START_TOP = 3
 
 
 @dataclass
@@ -36,6 +38,8 @@ class SweepOptions:
     max_failures: int = 2
     replicate_top: int = 3  # configs a sweep retrains on fresh seeds at its end
     seeds: int = 3  # fresh seeds per replicated config
+    warm_start: list[str] = field(default_factory=list)  # earlier sweeps or config files
+    warm_start_top: int = WARM_START_TOP  # configs taken from each earlier sweep
 
 
 DEFAULTS = SweepOptions()

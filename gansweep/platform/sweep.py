@@ -65,6 +65,7 @@ def start(prepared: PreparedSweep) -> Manifest:
     space_file.write_text(prepared.space.source)
     recorded = {k: v for k, v in dataclasses.asdict(options).items() if k != "tracking_uri"}
     recorded["overrides"] = " ".join(options.overrides)
+    recorded["warm_start"] = " ".join(options.warm_start)
     experiment_id, parent_run_id = start_sweep_run(
         prepared.tracking_uri, prepared.name, recorded, space_file
     )
@@ -117,7 +118,9 @@ def _start(prepared: PreparedSweep, clock: Profile) -> tuple[Manifest, tune.Tune
             init_ray(prepared.options.address)
             manifest = started.result()
     with clock.phase("search"):
-        _, tuner = build_tuner(manifest, prepared.space, prepared.options)
+        _, tuner = build_tuner(
+            manifest, prepared.space, prepared.options, warm_start=prepared.warm_start
+        )
     return manifest, tuner
 
 

@@ -19,6 +19,7 @@ from gansweep.platform.trainable_registry import (
     canonical,
     load_trainable,
 )
+from gansweep.platform.warm_start import WarmStart, WarmStartError, describe, plan
 from gansweep.records.manifest import MANIFEST_FILE, check_sweep_name
 from gansweep.records.store import (
     TrackingError,
@@ -60,6 +61,8 @@ class PreparedSweep:
     tracking_uri: str
     # What prepare changed in the options, said once in the sweep's header.
     notes: list[str] = field(default_factory=list)
+    # The configs the search runs first (--warm-start), enqueued when its study is new.
+    warm_start: list[WarmStart] = field(default_factory=list)
 
 
 def check_positive(name: str, value: float, allow_zero: bool = False) -> None:
@@ -203,8 +206,20 @@ def prepare(options: SweepOptions) -> PreparedSweep:
     check_positive("max_failures", options.max_failures, allow_zero=True)
     check_positive("replicate_top", options.replicate_top, allow_zero=True)
     check_positive("seeds", options.seeds, allow_zero=options.replicate_top == 0)
+    check_positive("warm_start_top", options.warm_start_top)
     if options.time_budget is not None:
         check_positive("time_budget", options.time_budget)
+    if options.warm_start and options.sampler == "grid":
+        raise SweepInputError(
+            "--warm-start with --sampler grid: the grid runs every config anyway; "
+            f"warm starts work with {', '.join(s for s in SAMPLERS if s != 'grid')}"
+        )
+    if options.warm_start and SCHEDULERS[options.scheduler].population is not None:
+        raise SweepInputError(
+            f"--warm-start with --scheduler {options.scheduler}: its population is its own; "
+            "warm starts work with "
+            + ", ".join(n for n, s in SCHEDULERS.items() if s.population is None)
+        )
     if options.storage.startswith(("s3://", "gs://", "hdfs://")):
         raise SweepInputError(
             f"--storage {options.storage!r}: object stores are not supported yet; use a "
@@ -233,6 +248,13 @@ def prepare(options: SweepOptions) -> PreparedSweep:
 
     options = dataclasses.replace(options, mode=mode)
     notes = []
+    warm_start: list[WarmStart] = []
+    if options.warm_start:  # after the store's check: an earlier sweep is read from it
+        try:
+            warm_start = plan(space, options.warm_start, options.storage, options.warm_start_top)
+        except WarmStartError as err:
+            raise SweepInputError(str(err)) from None
+        notes.append(describe(warm_start))
     if options.sampler == "grid" and options.num_samples > space.grid_size():
         # Past the last combination the brute-force sampler would repeat them.
         notes.append(
@@ -247,4 +269,4 @@ def prepare(options: SweepOptions) -> PreparedSweep:
             "For more in flight, run an MLflow server on PostgreSQL "
             "(gansweep/platform/deploy/) and pass --tracking-uri http://HOST:PORT"
         )
-    return PreparedSweep(options, name, space, sweep_dir, uri, notes)
+    return PreparedSweep(options, name, space, sweep_dir, uri, notes, warm_start)

@@ -28,6 +28,7 @@ from gansweep.platform.trainable_registry import load_trainable
 from gansweep.platform.trial import split_config, trial_run_name
 from gansweep.platform.tune_callbacks import CloseTrialRuns, json_results_only
 from gansweep.platform.tune_mends import mend_tune
+from gansweep.platform.warm_start import WarmStart, enqueue
 from gansweep.profiling import CallLog
 from gansweep.records.manifest import REPLICAS_DIR, Manifest
 from gansweep.records.study_store import open_study_storage
@@ -278,13 +279,17 @@ def optuna_searcher(
 
 
 def build_tuner(
-    manifest: Manifest, space: SearchSpace, options: SweepOptions
+    manifest: Manifest,
+    space: SearchSpace,
+    options: SweepOptions,
+    warm_start: list[WarmStart] | None = None,
 ) -> tuple[Any, tune.Tuner]:
     """(trainable, Tuner) of the search: Optuna proposes, the scheduler stops early (or,
     for a scheduler with its own population, such as PBT, Optuna proposes the first
     population and the scheduler evolves it: see pbt.py). Where the scheduler's entry
     allows it, the replicas of the top configs join the experiment as soon as their
-    configs are certain (see backfill.py)."""
+    configs are certain (see backfill.py). `warm_start`: configs a new sweep's study
+    proposes first (warm_start.py); a resumed one has them already."""
     trainable = _trainable(manifest, options)
     spec = SCHEDULERS[options.scheduler]
     sampler = SAMPLERS[options.sampler].build(options.seed, options.num_samples)
@@ -301,6 +306,8 @@ def build_tuner(
         searcher = optuna_searcher(
             space, options, manifest.study_name, study, sampler=sampler, calls=calls
         )
+        assert isinstance(searcher._ot_study, optuna.Study), "OptunaSearch set its study up"
+        enqueue(searcher._ot_study, warm_start or [])
         if backfill.applies(options.scheduler, options.replicate_top, options.time_budget, space):
             seeds = backfill.replica_seeds(space, options.seeds)
             searcher = backfill.SearchThenReplicas(

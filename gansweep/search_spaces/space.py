@@ -83,6 +83,18 @@ class Param:
             return list(range(int(low), int(high) + 1, self.step or 1))
         raise ValueError(f"param {self.name!r} is continuous ({self.kind})")
 
+    def contains(self, value: Any) -> bool:
+        """Whether this param's distribution holds `value` (a choice, or within the range
+        and on the int grid)."""
+        if self.kind == "choice":
+            return value in self.choices
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        low, high = self.bounds
+        if not low <= value <= high:
+            return False
+        return self.kind != "int" or (value == int(value) and (value - low) % (self.step or 1) == 0)
+
     def suggest(self, trial: optuna.Trial) -> Any:
         """Ask Optuna for this param's value."""
         if self.kind == "choice":
@@ -123,6 +135,26 @@ class SearchSpace:
             if param.active(values):
                 values[param.name] = sampled[param.name] = param.suggest(trial)
         return sampled
+
+    def params_of(self, config: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """What this space would sample to train `config` (any TrialConfig's values, from
+        this space or another): its value for each param whose condition holds, where the
+        param's distribution holds it; and the names of the active params it could not
+        give a value (missing, or outside the distribution), in space order."""
+        values = {**DEFAULTS, **self.fixed}
+        params: dict[str, Any] = {}
+        left_out: list[str] = []
+        for param in self.params:
+            if not param.active(values):
+                continue
+            value = config.get(param.name)
+            if param.contains(value):
+                values[param.name] = params[param.name] = value
+            else:
+                left_out.append(param.name)
+                # Later conditions read the config's value, or the default where it has none.
+                values[param.name] = config.get(param.name, DEFAULTS[param.name])
+        return params, left_out
 
     def define(self, trial: optuna.Trial) -> dict[str, Any]:
         """Define-by-run function for Ray's ``OptunaSearch(space=space.define)``.

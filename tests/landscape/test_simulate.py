@@ -135,3 +135,31 @@ def test_cost_ratio_and_win_rate_on_hand_made_traces():
     assert figures["reach_rate"] == pytest.approx(2 / 3, abs=1e-3)
     low, high = figures["cost_ratio_ci"]
     assert low <= 0.3 and (high == "inf" or high >= 0.3)
+
+
+def test_a_warm_started_simulated_sweep_runs_the_source_configs_first(tmp_path):
+    """compare.py's METHOD/warm-start: the configs `gansweep sweep --warm-start` would
+    enqueue (here a config file: the recorded landscape's best config) are the simulated
+    sweep's first trials; then the sampler goes on."""
+    import compare
+    import yaml
+
+    from gansweep.trainables.config import TrialConfig
+
+    table = ROOT / "benchmarks" / "landscape" / "ring8_landscape.csv"
+    landscape = Landscape.read(table)
+    best = {"loss": "hinge", "penalty": "gp", "penalty_weight": 1.0, "n_critic": 3,
+            "lr_g": 2e-3, "lr_d": 1e-3}  # fmt: skip
+    source = tmp_path / "best.yaml"
+    source.write_text(yaml.safe_dump(TrialConfig.from_dict(best).model_dump()))
+    warm, cost = compare.warm_start_plan(str(source), top=3)
+    assert [w.params for w in warm] == [best] and cost is None
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    _, trace = compare._one(str(table), "tpe+asha/warm-start", 16, 4, warm, 0)
+    first = trace.trials_run[0]
+    assert {k: first.config[k] for k in best} == best
+    quality = true_quality(landscape)["mean"]
+    assert int(first.curve["config_id"].iloc[0]) == quality.idxmin()  # the table's best
+    assert len(trace.trials_run) == 16
+    _, cold = compare._one(str(table), "tpe+asha", 16, 4, [], 0)
+    assert {k: cold.trials_run[0].config.get(k) for k in best} != best

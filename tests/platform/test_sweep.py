@@ -249,6 +249,30 @@ def test_an_existing_sweep_name_is_refused(finished_sweep):
     assert "sweep 'e2e' already exists" in proc.stderr and "gansweep resume e2e" in proc.stderr
 
 
+def test_a_warm_start_runs_an_earlier_sweep_s_top_configs_first(finished_sweep):
+    """--warm-start SWEEP: the new study's first trials are the earlier leaderboard's top
+    configs, in rank order; then the sampler proposes its own."""
+    from gansweep.platform.warm_start import source_configs
+    from gansweep.search_spaces import load_space
+
+    cwd, _, _ = finished_sweep
+    proc = gansweep(
+        "sweep", "--name", "warm", "--num-samples", "3", "--scheduler", "fifo",
+        "--replicate-top", "0", "--warm-start", "e2e", "--warm-start-top", "2", *TINY, cwd=cwd,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "warm start: 2 configs go first: sweep 'e2e', rank 1; sweep 'e2e', rank 2" in (
+        proc.stdout
+    )
+    earlier = source_configs("e2e", str(cwd / "sweeps"), top=2)
+    quick = load_space("quick")
+    expected = [quick.params_of(config)[0] for _, config in earlier]
+    trials = sorted(sweep_study(cwd / "sweeps", "warm").trials, key=lambda t: t.number)
+    assert [t.params for t in trials[:2]] == expected
+    assert trials[2].params not in expected
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 3
+
+
 def test_spaces_lists_the_built_in_spaces():
     from gansweep.search_spaces import BUILTIN_SPACES, load_space
 
