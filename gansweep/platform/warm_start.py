@@ -16,6 +16,7 @@ compute is not counted in this sweep's.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,14 +43,17 @@ class WarmStart:
     left_out: list[str]  # the space's params the sampler picks (the config had no value)
 
 
-def source_configs(source: str, storage: str, top: int) -> list[tuple[str, dict[str, Any]]]:
-    """(origin, TrialConfig values) of each config a source gives, best first."""
+def source_configs(source: str, storage: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(origin, TrialConfig values) of each config a source gives, best first; read one
+    at a time (a config of an earlier sweep is one MLflow call)."""
     path = Path(source).expanduser()
     if path.is_file():
         try:
-            return [(str(path), read_config(path).model_dump())]
+            config = read_config(path).model_dump()
         except ConfigError as err:
             raise WarmStartError(f"--warm-start {source!r}: {err}") from None
+        yield str(path), config
+        return
     try:
         if (path / MANIFEST_FILE).is_file():
             manifest = Manifest.load(path.resolve().parent, path.resolve().name)
@@ -60,34 +64,36 @@ def source_configs(source: str, storage: str, top: int) -> list[tuple[str, dict[
             f"--warm-start {source!r} is neither a config file nor a sweep: {err}"
         ) from None
     board = standings(manifest).board
-    ranked = board[board["rank"] > 0].head(top)
+    ranked = board[board["rank"] > 0]
     if ranked.empty:
         raise WarmStartError(f"--warm-start {source!r}: the sweep has no ranked trial yet")
-    return [
-        (
-            f"sweep {manifest.name!r}, rank {int(rank)}",
-            run_config(manifest.tracking_uri, run_id).model_dump(),
-        )
-        for rank, run_id in zip(ranked["rank"], ranked["run_id"], strict=True)
-    ]
+    for rank, run_id in zip(ranked["rank"], ranked["run_id"], strict=True):
+        config = run_config(manifest.tracking_uri, run_id).model_dump()
+        yield f"sweep {manifest.name!r}, rank {int(rank)}", config
 
 
 def plan(space: SearchSpace, sources: list[str], storage: str, top: int) -> list[WarmStart]:
-    """The configs to enqueue, in order, each once: every source's, projected onto the
-    space. Raises WarmStartError when a source cannot be read or gives the space nothing."""
+    """The configs to enqueue, in order: from each source its first `top` configs that
+    project onto the space differently from every config before them (a sweep's
+    leaderboard can hold one config twice: a sampler may propose it again). Raises
+    WarmStartError when a source cannot be read or gives the space nothing."""
     planned: list[WarmStart] = []
     for source in sources:
-        given = source_configs(source, storage, top)
-        projected = [(origin, *space.params_of(config)) for origin, config in given]
-        if not any(params for _, params, _ in projected):
+        taken, gave_any = 0, False
+        for origin, config in source_configs(source, storage):
+            params, left_out = space.params_of(config)
+            gave_any = gave_any or bool(params)
+            if params and all(params != w.params for w in planned):
+                planned.append(WarmStart(origin, params, left_out))
+                taken += 1
+                if taken == top:
+                    break
+        if not gave_any:
             searched = ", ".join(p.name for p in space.params)
             raise WarmStartError(
                 f"--warm-start {source!r}: none of its configs has a value that space "
                 f"{space.name!r} searches ({searched})"
             )
-        for origin, params, left_out in projected:
-            if params and all(params != w.params for w in planned):
-                planned.append(WarmStart(origin, params, left_out))
     return planned
 
 

@@ -252,7 +252,7 @@ def test_an_existing_sweep_name_is_refused(finished_sweep):
 def test_a_warm_start_runs_an_earlier_sweep_s_top_configs_first(finished_sweep):
     """--warm-start SWEEP: the new study's first trials are the earlier leaderboard's top
     configs, in rank order; then the sampler proposes its own."""
-    from gansweep.platform.warm_start import source_configs
+    from gansweep.platform.warm_start import plan
     from gansweep.search_spaces import load_space
 
     cwd, _, _ = finished_sweep
@@ -264,9 +264,10 @@ def test_a_warm_start_runs_an_earlier_sweep_s_top_configs_first(finished_sweep):
     assert "warm start: 2 configs go first: sweep 'e2e', rank 1; sweep 'e2e', rank 2" in (
         proc.stdout
     )
-    earlier = source_configs("e2e", str(cwd / "sweeps"), top=2)
     quick = load_space("quick")
-    expected = [quick.params_of(config)[0] for _, config in earlier]
+    earlier = plan(quick, ["e2e"], str(cwd / "sweeps"), top=2)
+    assert [w.origin for w in earlier] == ["sweep 'e2e', rank 1", "sweep 'e2e', rank 2"]
+    expected = [w.params for w in earlier]
     trials = sorted(sweep_study(cwd / "sweeps", "warm").trials, key=lambda t: t.number)
     assert [t.params for t in trials[:2]] == expected
     assert trials[2].params not in expected
