@@ -15,11 +15,12 @@ compute is reported beside the figures (`warm_start_source_core_s`), not in them
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import optuna
 from efficiency import Runs, summary
@@ -206,6 +207,12 @@ def _met(figures: dict[str, Any]) -> bool:
     return ratio != "inf" and float(ratio) <= 0.2 and float(figures["win_rate"]) >= 0.8
 
 
+def _refuse(message: str) -> NoReturn:
+    """Bad input: the message on stderr, exit code 2, nothing run."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def parse(args: Any) -> dict[str, Any]:
     """search_efficiency.py's replay arguments, checked."""
     methods = list(METHODS) if args.methods == "all" else args.methods.split(",")
@@ -216,12 +223,15 @@ def parse(args: Any) -> dict[str, Any]:
         base, _, lever = method.partition("/")
         if base not in METHODS or (lever and lever not in levers):
             valid = ", ".join([*METHODS, *(f"{default_method()}/{lv}" for lv in levers)])
-            raise SystemExit(f"unknown method {method!r}; valid: {valid}")
+            _refuse(f"unknown method {method!r}; valid: {valid}")
         if lever == WARM_START and not args.warm_start:
-            raise SystemExit(f"method {method!r} needs --warm-start SWEEP_FOLDER|CONFIG_FILE")
-    warm, warm_cost = (
-        warm_start_plan(args.warm_start, args.warm_start_top) if args.warm_start else ([], None)
-    )
+            _refuse(f"method {method!r} needs --warm-start SWEEP_FOLDER|CONFIG_FILE")
+    try:
+        warm, warm_cost = (
+            warm_start_plan(args.warm_start, args.warm_start_top) if args.warm_start else ([], None)
+        )
+    except warm_start.WarmStartError as err:
+        _refuse(str(err))
     return {
         "warm": warm,
         "warm_cost": warm_cost,
