@@ -128,8 +128,7 @@ def _one(
         replicate_top=0,
     )
     if lever == WARM_START:
-        searcher, scheduler = tune_glue.optuna_searcher(space, options), None
-        warm_start.enqueue(searcher._ot_study, warm)  # type: ignore[arg-type]
+        searcher, scheduler = tune_glue.optuna_searcher(space, options, warm_start=warm), None
     else:
         searcher, scheduler = LEVERS[lever](space, options) if lever else (None, None)
     return seed, simulate(landscape, space, options, searcher, scheduler)

@@ -254,11 +254,13 @@ def optuna_searcher(
     sampler: optuna.samplers.BaseSampler | None = None,
     stopped_as_pruned: bool = STOPPED_AS_PRUNED,
     calls: CallLog | None = None,
+    warm_start: list[WarmStart] | None = None,
 ) -> ResumableOptunaSearch:
     """The search's Optuna searcher (its study in `storage`; None: in memory, as the
     search benchmark's simulated sweeps use it). `sampler` and `stopped_as_pruned` are
     for that benchmark's variants; a sweep takes the defaults. `calls`: where each
-    suggest's cost goes (the sweep folder's, when profiling asks for it)."""
+    suggest's cost goes (the sweep folder's, when profiling asks for it). `warm_start`:
+    configs a new study proposes first (warm_start.py); a resumed one has them already."""
     searcher = ResumableOptunaSearch(
         stopped_as_pruned=stopped_as_pruned,
         calls=calls,
@@ -275,6 +277,7 @@ def optuna_searcher(
     with warnings.catch_warnings():  # "experimental" since Optuna 3.2, and still there
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names([options.metric])
+    enqueue(study, warm_start or [])
     return searcher
 
 
@@ -288,8 +291,7 @@ def build_tuner(
     for a scheduler with its own population, such as PBT, Optuna proposes the first
     population and the scheduler evolves it: see pbt.py). Where the scheduler's entry
     allows it, the replicas of the top configs join the experiment as soon as their
-    configs are certain (see backfill.py). `warm_start`: configs a new sweep's study
-    proposes first (warm_start.py); a resumed one has them already."""
+    configs are certain (see backfill.py). `warm_start`: see optuna_searcher."""
     trainable = _trainable(manifest, options)
     spec = SCHEDULERS[options.scheduler]
     sampler = SAMPLERS[options.sampler].build(options.seed, options.num_samples)
@@ -304,10 +306,14 @@ def build_tuner(
         study = open_study_storage(manifest, writer=True)
         calls = CallLog(manifest.sweep_dir)
         searcher = optuna_searcher(
-            space, options, manifest.study_name, study, sampler=sampler, calls=calls
+            space,
+            options,
+            manifest.study_name,
+            study,
+            sampler=sampler,
+            calls=calls,
+            warm_start=warm_start,
         )
-        assert isinstance(searcher._ot_study, optuna.Study), "OptunaSearch set its study up"
-        enqueue(searcher._ot_study, warm_start or [])
         if backfill.applies(options.scheduler, options.replicate_top, options.time_budget, space):
             seeds = backfill.replica_seeds(space, options.seeds)
             searcher = backfill.SearchThenReplicas(

@@ -150,9 +150,10 @@ def test_the_replicas_ran_inside_the_search_s_tune_experiment(finished_sweep):
 
 
 def test_tune_logs_each_trial_s_results_as_json_only_and_each_names_its_run(finished_sweep):
-    """Tune's CSV and TensorBoard copies of the results are off (tune_glue.fit: they cost
-    the driver a write per result); its result.json, which tune_mends reads, is kept.
-    Every result names the trial's MLflow run; the last says the trial ended it."""
+    """Tune's CSV and TensorBoard copies of the results are off
+    (tune_callbacks.json_results_only: they cost the driver a write per result); its
+    result.json, which tune_mends reads, is kept. Every result names the trial's MLflow
+    run; the last says the trial ended it."""
     from gansweep.records.run_format import RESULT_RUN_ENDED, RESULT_RUN_ID
 
     _, _, manifest = finished_sweep
