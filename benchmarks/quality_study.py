@@ -222,8 +222,8 @@ def space_verdict(space: str, mine: dict[str, Any], default: dict[str, Any]) -> 
     """One built-in space's row (issue item "every built-in space gives a champion worth
     having"): does its champion beat the default config in modes *and* in high quality?
 
-    Modes: more on average, or every mode on every seed when the default holds them all
-    too (a tie at the ceiling is not a loss). High quality: a higher mean. Each comes
+    Modes: more on average, or every mode on every seed (there is nothing more to hold:
+    a tie at the ceiling is not a loss). High quality: a higher mean. Each comes
     with the seeds on which the champion did at least as well (modes) or better (high
     quality), so a win carried by one seed shows."""
     n = len(mine["modes_per_seed"])
