@@ -25,12 +25,13 @@ can retrain it on seeds of their own.
 Then every built-in 2-D space as it ships (its own data set and steps) at a budget of
 16: one row per space, its champion against the default config in modes and in high
 quality (target: it beats the default in both). Those champions go to
-``--champions/spaces/<space>.yaml``.
+``--champions/spaces/<space>.yaml``. ``--retrain-only`` runs no sweep: it retrains the
+champions already there, e.g. on seeds of your own.
 
     python benchmarks/quality_study.py [--datasets ring8,grid25,digits] [--space quality]
         [--budget 32] [--spaces quick,landscape,quality,seed_paper] [--space-budget 16]
         [--top 3] [--replicas 3] [--fresh-seeds 1000,...,1004]
-        [--workdir DIR] [--champions benchmarks/champions]
+        [--workdir DIR] [--champions benchmarks/champions] [--retrain-only]
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ import _sweep_runs as runs
 
 from gansweep.records.manifest import BEST_FILE
 from gansweep.search_spaces import load_space
+from gansweep.trainables.config import read_config
 
 STEPS = {"ring8": 3000, "grid25": 5000}  # the project's baseline protocol, for `quick`
 # Data sets searched in a space of their own, whatever --space says (it is a 2-D one).
@@ -85,7 +87,6 @@ def retrain(job: tuple[str | None, list[str]]) -> dict[str, Any]:
     """Train one config to the end, as `gansweep train [FILE] --set ...` does."""
     import torch
 
-    from gansweep.trainables.config import read_config
     from gansweep.trainables.engine import GANTrainer
 
     torch.set_num_threads(1)
@@ -144,8 +145,42 @@ def champion_vs_default(
 ) -> dict[str, dict[str, Any]] | None:  # fmt: skip
     """The sweep a user would run (``space`` on ``dataset`` at ``steps``, ``budget``
     trials), its exported champion written to ``champion_file``, then the champion and
-    the default config retrained on the fresh seeds. Returns their rows by method, or
-    None when the sweep crowned nobody."""
+    the default config retrained on the fresh seeds. With ``--retrain-only`` the sweep is
+    skipped and ``champion_file`` (an earlier run's) is retrained. Returns their rows by
+    method, or None when the sweep crowned nobody."""
+    if not args.retrain_only and not sweep_champion(
+        label, space, dataset, steps, budget, champion_file, args, workdir, emit
+    ):
+        return None
+    fresh = [int(s) for s in args.fresh_seeds.split(",")]
+    jobs = {
+        "champion (this sweep)": [(str(champion_file), [f"seed={s}"]) for s in fresh],
+        # The default config on this data set, at the sweep's budget (the digits space's
+        # fixed values too: the default MLP cannot train on images).
+        "default config": [
+            (None, [f"{k}={v}" for k, v in _fixed(space, dataset, steps).items()] + [f"seed={s}"])
+            for s in fresh
+        ],
+    }
+    combination = read_config(str(champion_file), []).combination
+    rows = {}
+    with ProcessPoolExecutor(max_workers=args.cpus) as pool:
+        for method, batch in jobs.items():
+            results = list(pool.map(retrain, batch))
+            for seed, result in zip(fresh, results, strict=True):
+                emit({"benchmark": "quality_study", "dataset": dataset, "space": space,
+                      "method": method, "seed": seed, **result})  # fmt: skip
+            rows[method] = row(dataset, method, results)
+            rows[method]["champion"] = combination
+    return rows
+
+
+def sweep_champion(
+    label: str, space: str, dataset: str, steps: int, budget: int, champion_file: Path,
+    args: argparse.Namespace, workdir: Path, emit: Any,
+) -> bool:  # fmt: skip
+    """Run the sweep and write its exported champion to ``champion_file``; False when it
+    crowned nobody."""
     done = runs.run_sweep(
         workdir,
         label=label,
@@ -169,7 +204,7 @@ def champion_vs_default(
         }
     )  # fmt: skip
     if champion is None:
-        return None
+        return False
     champion_file.parent.mkdir(parents=True, exist_ok=True)
     champion_file.write_text(
         f"# The champion of a {budget}-trial sweep of the {space} space on {dataset} "
@@ -177,26 +212,7 @@ def champion_vs_default(
         f"# its exported best.yaml. Retrain: gansweep train THIS.yaml --set seed=N\n"
         + best.read_text()
     )
-    fresh = [int(s) for s in args.fresh_seeds.split(",")]
-    jobs = {
-        "champion (this sweep)": [(str(best), [f"seed={s}"]) for s in fresh],
-        # The default config on this data set, at the sweep's budget (the digits space's
-        # fixed values too: the default MLP cannot train on images).
-        "default config": [
-            (None, [f"{k}={v}" for k, v in _fixed(space, dataset, steps).items()] + [f"seed={s}"])
-            for s in fresh
-        ],
-    }
-    rows = {}
-    with ProcessPoolExecutor(max_workers=args.cpus) as pool:
-        for method, batch in jobs.items():
-            results = list(pool.map(retrain, batch))
-            for seed, result in zip(fresh, results, strict=True):
-                emit({"benchmark": "quality_study", "dataset": dataset, "space": space,
-                      "method": method, "seed": seed, **result})  # fmt: skip
-            rows[method] = row(dataset, method, results)
-            rows[method]["champion"] = champion["combination"]
-    return rows
+    return True
 
 
 def study(dataset: str, args: argparse.Namespace, workdir: Path, emit: Any) -> None:
@@ -303,6 +319,11 @@ def main() -> None:
         "--champions", type=Path, default=Path(__file__).parent / "champions",
         help="write each data set's exported champion here as <dataset>.yaml",
     )  # fmt: skip
+    parser.add_argument(
+        "--retrain-only", action="store_true",
+        help="no sweeps: retrain the champions already in --champions (and the default "
+        "config) on --fresh-seeds",
+    )  # fmt: skip
     args = parser.parse_args()
     datasets = [d for d in args.datasets.split(",") if d]
     spaces = [s for s in args.spaces.split(",") if s]
@@ -312,8 +333,14 @@ def main() -> None:
     ):  # fmt: skip
         if bad:
             parser.exit(2, f"quality_study: unknown {what} {bad[0]!r}; valid: {', '.join(valid)}\n")
+    wanted = [args.champions / f"{d}.yaml" for d in datasets]
+    wanted += [args.champions / "spaces" / f"{s}.yaml" for s in spaces]
+    missing = [str(path) for path in wanted if not path.is_file()]
+    if args.retrain_only and missing:
+        parser.exit(2, f"quality_study: --retrain-only, but no champion {missing[0]}\n")
     emit = runs.json_lines()
-    runs.init_ray(num_cpus=args.cpus)
+    if not args.retrain_only:
+        runs.init_ray(num_cpus=args.cpus)
     with tempfile.TemporaryDirectory(prefix="gansweep-study-") as tmp:
         workdir = Path(tmp)
         if args.workdir is not None:

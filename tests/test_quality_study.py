@@ -1,5 +1,5 @@
 """benchmarks/quality_study.py: its verdicts on made-up rows, and its refusal of unknown
-data sets and spaces (exit 2, nothing launched)."""
+data sets and spaces, and of --retrain-only without champions (exit 2, nothing launched)."""
 
 from __future__ import annotations
 
@@ -62,6 +62,10 @@ def test_the_targets_are_judged_on_every_seed():
     [
         (["--datasets", "ring9"], "unknown data set 'ring9'; valid: ring8, grid25, digits"),
         (["--spaces", "quick,digits"], "unknown space 'digits'; valid: quick, landscape"),
+        (
+            ["--retrain-only", "--datasets", "", "--spaces", "quick", "--champions", "nowhere"],
+            "--retrain-only, but no champion nowhere/spaces/quick.yaml",
+        ),
     ],
 )
 def test_unknown_names_exit_2_before_anything_runs(args, message, tmp_path):
