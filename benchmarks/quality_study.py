@@ -31,7 +31,8 @@ champions already there, e.g. on seeds of your own.
     python benchmarks/quality_study.py [--datasets ring8,grid25,digits] [--space quality]
         [--budget 32] [--spaces quick,landscape,quality,seed_paper] [--space-budget 16]
         [--top 3] [--replicas 3] [--fresh-seeds 1000,...,1004]
-        [--workdir DIR] [--champions benchmarks/champions] [--retrain-only]
+        [--metric distance] [--workdir DIR] [--champions benchmarks/champions]
+        [--retrain-only]
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ import _sweep_runs as runs
 from gansweep.records.manifest import BEST_FILE
 from gansweep.search_spaces import load_space
 from gansweep.trainables.config import read_config
+from gansweep.trainables.metric_registry import METRICS, PRIMARY_METRIC
 
 STEPS = {"ring8": 3000, "grid25": 5000}  # the project's baseline protocol, for `quick`
 # Data sets searched in a space of their own, whatever --space says (it is a 2-D one).
@@ -190,6 +192,7 @@ def sweep_champion(
         overrides=[f"dataset={dataset}", f"steps={steps}"],
         replicate_top=args.top,
         seeds=args.replicas,
+        metric=args.metric,
     )
     best = Path(done.manifest.sweep_dir) / BEST_FILE
     champion = done.standings.champion
@@ -198,7 +201,8 @@ def sweep_champion(
             "benchmark": "quality_study",
             "dataset": dataset,
             "sweep": {"space": space, "budget": budget, "steps": steps, "top": args.top,
-                      "replicas": args.replicas, "wall_s": round(done.wall_s, 1)},
+                      "replicas": args.replicas, "metric": args.metric,
+                      "wall_s": round(done.wall_s, 1)},
             "champion": champion["combination"] if champion is not None else None,
             "champion_config": best.read_text() if best.exists() else None,
         }
@@ -318,6 +322,10 @@ def main() -> None:
     parser.add_argument(
         "--champions", type=Path, default=Path(__file__).parent / "champions",
         help="write each data set's exported champion here as <dataset>.yaml",
+    )  # fmt: skip
+    parser.add_argument(
+        "--metric", default=PRIMARY_METRIC, choices=sorted(METRICS),
+        help="what the sweeps rank by (the champion is the best replicated config on it)",
     )  # fmt: skip
     parser.add_argument(
         "--retrain-only", action="store_true",
