@@ -321,7 +321,8 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument(
         "--champions", type=Path, default=Path(__file__).parent / "champions",
-        help="write each data set's exported champion here as <dataset>.yaml",
+        help="write each data set's exported champion here as <dataset>.yaml, each "
+        "space's as spaces/<space>.yaml",
     )  # fmt: skip
     parser.add_argument(
         "--metric", default=PRIMARY_METRIC, choices=sorted(METRICS),
