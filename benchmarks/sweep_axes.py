@@ -17,11 +17,15 @@ import math
 import sys
 from typing import Any
 
-from gansweep.dashboards.axis_effects import axis_effects
 from gansweep.dashboards.data import gather
-from gansweep.dashboards.sections_axes import marginal_trials, searched_values
+from gansweep.dashboards.sections_axes import effects_of, verdict
 from gansweep.dashboards.sections_search import param_importances
 from gansweep.records.manifest import Manifest
+
+
+def _number(value: float) -> str:
+    """As the report writes a median or an interval end (inf: half the trials diverged)."""
+    return "diverged" if math.isinf(value) else f"{value:.3g}"
 
 
 def _cell(row: dict[str, Any], role: str) -> str:
@@ -30,8 +34,8 @@ def _cell(row: dict[str, Any], role: str) -> str:
         return "–"
     if isinstance(value, float):  # an unbinned numeric axis: a few distinct values
         value = f"{value:.3g}"
-    median, low, high = (row[f"{role}_{k}"] for k in ("median", "low", "high"))
-    return f"{value}: {median:.3g} [{low:.3g}, {high:.3g}]"
+    median, low, high = (_number(row[f"{role}_{k}"]) for k in ("median", "low", "high"))
+    return f"{value}: {median} [{low}, {high}]"
 
 
 def table(storage: str, name: str) -> str:
@@ -39,10 +43,10 @@ def table(storage: str, name: str) -> str:
     data = gather(Manifest.load(storage, name))
     if data.space is None:
         return f"{name}: {data.space_note}"
-    used, which = marginal_trials(data)
-    effects = axis_effects(
-        searched_values(used, data.params, data.space), data.space, "value", data.lower_is_better
-    )
+    found = effects_of(data, data.space)
+    if found is None:
+        return f"{name}: no trial has ended with a result yet"
+    effects, which = found
     importances, why = param_importances(data)
     lines = [
         f"{name}: {data.metric} ({'lower' if data.lower_is_better else 'higher'} is better), "
@@ -54,13 +58,12 @@ def table(storage: str, name: str) -> str:
     axes = effects.axes.to_dict("records")
     share = importances or {}
     for row in sorted(axes, key=lambda r: -share.get(r["axis"], 0.0)):
-        verdict = "**clear**" if row["clear"] else "within the noise"
-        if row["levels"] < 2:
-            verdict = "one value"
+        said = verdict(row)  # the report's words
+        said = f"**{said}**" if said == "clear" else said
         importance = "–" if importances is None else f"{share.get(row['axis'], 0.0):.3f}"
         lines.append(
             f"| {row['axis']} | {importance} | {_cell(row, 'winner')} "
-            f"| {_cell(row, 'runner_up')} | {verdict} |"
+            f"| {_cell(row, 'runner_up')} | {said} |"
         )
     return "\n".join(lines)
 

@@ -62,6 +62,16 @@ def searched_values(trials: pd.DataFrame, params: pd.DataFrame, space: SearchSpa
     return table
 
 
+def effects_of(data: SweepData, space: SearchSpace) -> tuple[AxisEffects, str] | None:
+    """(the section's axis effects, one phrase saying which trials they come from); None
+    when no trial has ended with a result. Also benchmarks/sweep_axes.py's."""
+    used, which = marginal_trials(data)
+    if used.empty:
+        return None
+    table = searched_values(used, data.params, space)
+    return axis_effects(table, space, "value", data.lower_is_better), which
+
+
 def _cell(effects_row: Any, role: str) -> str:
     value = effects_row[role]
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -77,7 +87,8 @@ def _number(value: float) -> str:
     return "diverged" if math.isinf(value) else fmt(value)
 
 
-def _verdict(row: Any) -> str:
+def verdict(row: Any) -> str:
+    """An axis's verdict in words (a row of AxisEffects.axes)."""
     if row["levels"] == 0:
         return "not searched in these trials"
     if row["levels"] == 1:
@@ -91,14 +102,12 @@ def section_axes(data: SweepData, charts: Charts) -> str:
         return sentence(f"Which axes mattered cannot be said: {esc(data.space_note)}")
     if not space.params:
         return sentence("The sweep's search space searches no parameter.")
-    used, which = marginal_trials(data)
-    if used.empty:
+    found = effects_of(data, space)
+    if found is None:
         return sentence(
             "No trial has ended with a result yet: there is no marginal median to compare."
         )
-    effects = axis_effects(
-        searched_values(used, data.params, space), space, "value", data.lower_is_better
-    )
+    effects, which = found
     importances, why = param_importances(data)
     rows = []
     for row in effects.axes.to_dict("records"):
@@ -107,7 +116,7 @@ def section_axes(data: SweepData, charts: Charts) -> str:
         rows.append(
             f"<tr><td>{esc(row['axis'])}{binned}</td><td>{share}</td>"
             f"<td>{_cell(row, 'winner')}</td><td>{_cell(row, 'runner_up')}</td>"
-            f"<td>{_verdict(row)}</td></tr>"
+            f"<td>{verdict(row)}</td></tr>"
         )
     head = ["axis", "importance (Optuna)", "winner: median [95 % interval]",
             "runner-up: median [95 % interval]", "verdict"]  # fmt: skip
